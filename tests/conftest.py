@@ -1,0 +1,24 @@
+"""Shared test helpers."""
+
+import numpy as np
+import pytest
+
+
+class CharTokenizer:
+    """A stand-in text tokenizer (one id per character) for layout tests, so that they check
+    the token layout and not the SentencePiece model (tested on its own in test_text.py)."""
+
+    vocab_size = 32000
+
+    def encode(self, text: str) -> np.ndarray:
+        if not isinstance(text, str):
+            raise TypeError(f"expected str, got {type(text).__name__}")
+        return np.frombuffer(text.encode("utf-32-le"), np.uint32).astype(np.int64) % 32000
+
+    def decode(self, ids) -> str:
+        return "".join(chr(int(i)) for i in ids)
+
+
+@pytest.fixture
+def chars() -> CharTokenizer:
+    return CharTokenizer()

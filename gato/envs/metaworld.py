@@ -1,0 +1,77 @@
+"""Meta-World v3 tasks (all 50 of MT50), as Gymnasium envs with dict observations.
+
+Built with `gym.make("Meta-World/MT1", env_name=...)`: every reset picks one of the task's 50
+goal/object configurations. Observations are 39 floats (hand, gripper, object poses, the previous
+step's 18 values, goal); actions 4 floats in [-1, 1]. Episodes are truncated at 500 steps (the
+tasks' max_path_length); `info['success']` reports success (episodes do not end on success).
+
+Meta-World 3.x only has v3 tasks; JAT recorded v2, so returns are not comparable to JAT's.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from gato.envs.task import CONTINUOUS_OBS, TaskInfo
+from gato.envs.wrappers import DictObservation
+from gato.specs import ContinuousSpec
+
+FAMILY = "metaworld"
+EPISODE_STEPS = 500
+OBS_SIZE = 39
+ACTION_SIZE = 4
+
+
+def _env_names() -> list[str]:
+    import metaworld
+
+    return sorted(metaworld.ALL_V3_ENVIRONMENTS)
+
+
+def task_names() -> list[str]:
+    return [f"{FAMILY}.{env_name.removesuffix('-v3')}" for env_name in _env_names()]
+
+
+def task_info(name: str) -> TaskInfo:
+    short = name.split(".", 1)[1]
+    return TaskInfo(
+        name=name,
+        family=FAMILY,
+        jat_name=f"metaworld-{short}",  # JAT has all 50 (recorded on v2)
+        obs_spec={CONTINUOUS_OBS: ContinuousSpec((OBS_SIZE,))},
+        action_spec=ContinuousSpec((ACTION_SIZE,), -1.0, 1.0),
+        max_episode_steps=EPISODE_STEPS,
+        env_id=f"{short}-v3",
+    )
+
+
+class SeededTaskReset(gym.Wrapper):
+    """Makes `reset(seed=s)` deterministic.
+
+    Meta-World ignores the seed given to reset, and its task-sampling wrapper draws the task from
+    the env's generator before the seed would reach it; seeding the base env first fixes both.
+    """
+
+    def reset(self, *, seed: int | None = None, options=None):
+        if seed is not None:
+            self.env.unwrapped.seed(seed)
+        return self.env.reset(options=options)
+
+
+def make(
+    info: TaskInfo, seed: int | None = None, render_mode: str | None = None, **kwargs
+) -> gym.Env:
+    import metaworld  # noqa: F401  (registers the Meta-World/* envs)
+
+    env = gym.make(
+        "Meta-World/MT1",
+        env_name=info.env_id,
+        seed=seed,
+        render_mode=render_mode,
+        disable_env_checker=True,
+        **kwargs,
+    )
+    env = SeededTaskReset(env)
+    env = DictObservation(env, CONTINUOUS_OBS, np.float32)
+    return env

@@ -10,8 +10,9 @@ TORCH_VERSION ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 PYTEST_ARGS ?=
+DATA_DIR ?= data
 
-.PHONY: install test test-fast lint bench clean-venv
+.PHONY: install test test-fast lint bench data scores clean-venv
 
 install: $(STAMP)
 
@@ -40,6 +41,15 @@ lint: $(STAMP)
 ## bench: throughput tables, printed and written as JSON under experiments/results/
 bench: $(STAMP)
 	$(BIN)/python -m gato.bench
+
+## data: the default expert dataset (python -m gato.collect --suite default; ~4 min on 2 cores)
+## in $(DATA_DIR)/; rerunning resumes an interrupted collection and skips what is already there
+data: $(STAMP)
+	$(BIN)/python -m gato.collect --suite default --workers 2 --data-dir $(DATA_DIR)
+
+## scores: refresh gato/data/scores.json (random/expert return per task) from $(DATA_DIR)
+scores: data
+	$(BIN)/python -m gato.scores --update-from $(DATA_DIR)
 
 clean-venv:
 	rm -rf $(VENV)

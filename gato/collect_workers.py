@@ -1,0 +1,197 @@
+"""Worker side of `python -m gato.collect`: roll out episodes and write them as shards.
+
+A :class:`Job` is a chunk of episode indices; a worker process (spawned: fork is unsafe with
+MuJoCo/OpenGL state) builds one env per task, a fresh policy per episode seeded by the episode,
+rolls the episodes out and writes them as one shard (atomically, see gato/jat.py). Because the
+policy and the env's reset depend only on the episode's seed, results do not depend on which
+worker ran which episode.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gato.jat import IMAGE_OBS, TEXT_OBS, Episode, write_shard
+
+# Test hooks (fault injection): die by SIGKILL right before collecting this episode index, or
+# between writing the temporary shard that holds it and renaming it.
+CRASH_AT_EPISODE_ENV = "GATO_COLLECT_CRASH_AT_EPISODE"
+CRASH_IN_WRITE_ENV = "GATO_COLLECT_CRASH_IN_WRITE"
+
+
+# --------------------------------------------------------------------------- one episode
+
+
+def default_env_fn(task: str, seed: int | None):
+    from gato.envs import make_env
+
+    return make_env(task, seed=seed)
+
+
+def default_policy_fn(kind: str, task: str, env, seed: int):
+    from gato.experts import make_expert, make_random_policy
+
+    return make_expert(task, env) if kind == "expert" else make_random_policy(task, env, seed)
+
+
+def run_episode(env, policy, task_info, seed: int, max_steps: int) -> Episode:
+    """Roll out one episode from ``env.reset(seed=seed)``; store (obs_t, action_t, reward_t)."""
+    obs, info = env.reset(seed=seed)
+    policy.reset(env, obs)
+    keys = list(task_info.obs_spec)
+    steps: dict[str, list] = {k: [] for k in keys}
+    actions, rewards = [], []
+    saw_success, success = False, False
+    discrete = not hasattr(task_info.action_spec, "low")
+    for _ in range(max_steps):
+        action = policy.act(obs)
+        action = (
+            int(np.asarray(action).reshape(-1)[0])
+            if discrete and np.size(action) == 1
+            else np.asarray(action, np.int64 if discrete else np.float32)
+        )
+        for k in keys:
+            steps[k].append(obs[k])
+        actions.append(action)
+        obs, reward, terminated, truncated, info = env.step(action)
+        rewards.append(float(reward))
+        for key in ("success", "is_success"):  # Meta-World reports success per step
+            if key in info:
+                saw_success = True
+                success = success or bool(info[key])
+        if terminated or truncated:
+            break
+    observations = {k: list(v) if k == TEXT_OBS else np.stack(v) for k, v in steps.items()}
+    if IMAGE_OBS in observations:
+        observations[IMAGE_OBS] = observations[IMAGE_OBS].astype(np.uint8)
+    if task_info.family == "babyai":
+        success, saw_success = sum(rewards) > 0, True  # BabyAI rewards only a completed mission
+    return Episode(
+        task=task_info.name,
+        observations=observations,
+        actions=np.stack(actions),
+        rewards=np.asarray(rewards, np.float32),
+        seed=seed,
+        success=success if saw_success else None,
+    )
+
+
+# ------------------------------------------------------------------------------ workers
+
+_progress_queue = None
+_envs: dict[tuple, Any] = {}
+
+
+def _init_worker(queue) -> None:
+    global _progress_queue
+    _progress_queue = queue
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent
+
+
+def _maybe_crash(var: str, indices: Sequence[int]) -> None:
+    value = os.environ.get(var)
+    if value is not None and int(value) in indices:
+        if mp.parent_process() is None:
+            raise RuntimeError(f"{var}={value}: injected failure")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class Job:
+    """A chunk of episodes for one worker: collected ones are written as one shard."""
+
+    kind: str  # 'collect' | 'random'
+    task_info: Any
+    indices: list[int]
+    seeds: list[int]
+    policy: str
+    max_steps: int
+    folder: str
+    env_fn: Callable = default_env_fn
+    policy_fn: Callable = default_policy_fn
+
+
+def run_job(job: Job, report: Callable[[int], None] | None = None) -> list[dict]:
+    """Run a job's episodes; returns their summaries (and writes the shard for 'collect')."""
+    report = report or (lambda n: _progress_queue.put(n) if _progress_queue else None)
+    name = job.task_info.name
+    key = (name, job.env_fn)
+    if key not in _envs:  # one env per worker process and task, reseeded on every reset
+        _envs[key] = job.env_fn(name, job.seeds[0])
+    env = _envs[key]
+    episodes, out = [], []
+    for index, seed in zip(job.indices, job.seeds, strict=True):
+        if job.kind == "collect":
+            _maybe_crash(CRASH_AT_EPISODE_ENV, [index])
+        # A fresh policy per episode, seeded by the episode: results do not depend on which
+        # worker ran which episodes before.
+        policy = job.policy_fn(job.policy, name, env, seed)
+        ep = run_episode(env, policy, job.task_info, seed, job.max_steps)
+        ep.episode_index = index
+        out.append(
+            {
+                "episode_index": index,
+                "seed": seed,
+                "return": ep.total_return,
+                "length": ep.num_steps,
+                "success": ep.success,
+            }
+        )
+        if job.kind == "collect":
+            episodes.append(ep)
+        report(1)
+    if job.kind == "collect":
+        hook = (
+            (lambda: _maybe_crash(CRASH_IN_WRITE_ENV, job.indices))
+            if os.environ.get(CRASH_IN_WRITE_ENV)
+            else None
+        )
+        write_shard(job.folder, episodes, _crash_before_rename=hook)
+    return out
+
+
+def chunks(indices: Sequence[int], size: int) -> list[list[int]]:
+    """Contiguous runs of indices, each split into chunks of at most ``size``."""
+    runs: list[list[int]] = []
+    for i in sorted(indices):
+        if runs and runs[-1][-1] == i - 1 and len(runs[-1]) < size:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def run_jobs(jobs: list[Job], workers: int, progress, desc: str) -> list[list[dict]]:
+    total = sum(len(j.indices) for j in jobs)
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="ep", disable=not progress, dynamic_ncols=True)
+    try:
+        if not jobs:  # everything was collected already
+            return []
+        if workers == 1:
+            return [run_job(job, bar.update) for job in jobs]
+        ctx = mp.get_context("spawn")  # fork + MuJoCo/OpenGL state is not safe; spawn is
+        queue = ctx.Queue()
+        with ProcessPoolExecutor(
+            min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(queue,)
+        ) as pool:
+            futures = {pool.submit(run_job, job): k for k, job in enumerate(jobs)}
+            pending, results = set(futures), [None] * len(jobs)
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                while not queue.empty():
+                    bar.update(queue.get())
+                for f in done:
+                    results[futures[f]] = f.result()  # re-raises a worker's error here
+            return results
+    finally:
+        bar.close()

@@ -12,7 +12,7 @@ HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 PYTEST_ARGS ?=
 DATA_DIR ?= data
 
-.PHONY: install test test-fast lint bench data scores clean-venv
+.PHONY: install demo test test-fast lint bench data scores clean-venv
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ else
 endif
 	$(BIN)/pip install -e '.[dev]'
 	@touch $(STAMP)
+
+## demo: the main job on a small default (expert data -> a small Gato trained on CPU, minutes)
+demo: $(STAMP)
+	$(BIN)/python -m gato.demo
 
 ## test: the whole suite, slow end-to-end checks included (what CI runs)
 test: $(STAMP)

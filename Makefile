@@ -12,7 +12,7 @@ HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 PYTEST_ARGS ?=
 DATA_DIR ?= data
 
-.PHONY: install demo test test-fast lint bench data scores clean-venv
+.PHONY: install demo test test-fast lint bench data scores eval clean-venv
 
 install: $(STAMP)
 
@@ -54,6 +54,15 @@ data: $(STAMP)
 ## scores: refresh gato/data/scores.json (random/expert return per task) from $(DATA_DIR)
 scores: data
 	$(BIN)/python -m gato.scores --update-from $(DATA_DIR)
+
+## eval: roll out a checkpoint (default: the newest under runs/) and report expert-normalized
+## scores: make eval CKPT=runs/x TASKS=cartpole.balance,metaworld.reach EPISODES=50
+TASKS ?= cartpole.balance,metaworld.reach,babyai.go-to-red-ball
+EPISODES ?= 50
+CKPT ?=
+eval: $(STAMP)
+	$(BIN)/python -m gato.evaluate $(if $(CKPT),--checkpoint $(CKPT),) \
+		--tasks $(TASKS) --episodes $(EPISODES) --workers 2 --data-dir $(DATA_DIR)
 
 clean-venv:
 	rm -rf $(VENV)

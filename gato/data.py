@@ -1,0 +1,379 @@
+"""Training data: weighted task mixing, random windows, prompt conditioning, worker loading.
+
+    >>> sampler = SequenceSampler(DataConfig(data_dir="data", seq_len=1024))
+    >>> batch = sampler.rows(step=0, indices=range(8))        # SampleBatch, batch.batch (8, 1024)
+    >>> for step, micro in make_loader(sampler, 0, lambda s: [range(8)]): ...
+
+A training sequence (GATO_SPEC.md sections 3, 7, 8) is built from one source picked by sample
+weight (not by dataset size): a task's episode, uniformly among its filtered training episodes,
+or a text document. It is a window of ``seq_len`` tokens cut at a uniformly random token offset
+(a shorter episode is taken whole and the row right-padded). With probability ``prompt_prob``
+an episode's window is preceded by a prompt from *another* episode of the same task: with
+probability ``prompt_end_prob`` the end of that episode (goal conditioning), else a uniformly
+sampled place. Prompt tokens are never loss targets.
+
+[decision] A prompt has a fixed budget of ``max_prompt_frac * seq_len`` tokens and holds whole
+timesteps: the most timesteps that fit (ending at the episode's end, or starting at a uniformly
+drawn timestep start among those from which the budget fits), so a prompt reads like the
+deployment prompt, which begins at a timestep; only when a single timestep exceeds the budget is
+the prompt cut mid-timestep. An episode no longer than the budget is the prompt whole. Text rows
+never carry prompts, so with text in the mix the share of prompted rows is below prompt_prob.
+
+Every random choice of row ``index`` at ``step`` comes from a generator seeded with
+``(seed, split, step, index)``, so a row is the same whichever process, worker or rank builds it,
+and resuming at any step replays the same data: the sampler has no state to save beyond its
+configuration, which :meth:`SequenceSampler.state_dict` records to check a resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gato.data_loader import make_loader
+from gato.data_sources import (
+    Documents,
+    MemoEncoder,
+    TaskEpisodes,
+    list_complete_tasks,
+    load_task,
+    read_documents,
+)
+from gato.datasets import MAKE_DATA_HINT, METADATA_NAME, read_metadata
+from gato.sequence import TokenBatch, TokenSequence, collate, concatenate
+
+__all__ = [
+    "FAMILY_WEIGHTS",
+    "DataConfig",
+    "SampleBatch",
+    "SamplePlan",
+    "SequenceSampler",
+    "make_loader",
+    "resolve_weights",
+]
+
+TEXT = "text"  # task and family name of text documents
+SPLITS = ("train", "val")
+# Gato's Table 1 sample weights (percent) of the datasets each family here stands in for. The
+# default weight of a family is split equally among its tasks in the mix.
+FAMILY_WEIGHTS = {
+    "atari": 9.5,  # ALE Atari
+    "babyai": 9.06,  # BabyAI
+    "dmc": 4.62,  # DM Control Suite (state observations)
+    "metaworld": 8.96,  # Meta-World
+    "mujoco": 8.23,  # Modular RL: MuJoCo locomotion, the closest dataset of Table 1
+    TEXT: 6.7,  # MassiveText
+}
+
+
+@dataclass
+class DataConfig:
+    """What the training sequences are made of."""
+
+    data_dir: str = "data"
+    """Collected tasks, one folder per task (the layout of gato.collect / `make data`)."""
+    tasks: tuple[str, ...] = ()
+    """Tasks to train on; empty = every complete task folder in data_dir."""
+    task_weights: dict[str, float] = field(default_factory=dict)
+    """Sample weight per task name or per family ('dmc', 'metaworld', 'babyai', 'atari',
+    'mujoco', 'text'; a family's weight is split equally among its tasks without their own).
+    Unspecified: the family's Gato Table 1 weight (FAMILY_WEIGHTS) split equally among the
+    family's tasks. Weights are normalized over the tasks present; 0 excludes a task."""
+    text_files: tuple[str, ...] = ()
+    """Plain-text files (one document each) or .jsonl files ("text" field per line), mixed in as
+    the 'text' domain."""
+    seq_len: int = 1024
+    """L: tokens per training sequence (rows are right-padded to L)."""
+    prompt_prob: float = 0.25
+    """Share of episode sequences that start with a prompt from another episode of the task."""
+    prompt_end_prob: float = 0.5
+    """Of the prompts, the share taken from the end of the other episode (else a uniform place)."""
+    max_prompt_frac: float = 0.5
+    """A prompt's token budget as a share of L (it holds whole timesteps within the budget)."""
+    val_episodes: int = 1
+    """Filtered episodes (and text documents) held out per task for validation: the last ones by
+    index; a task with fewer than 2 keeps all for training, and at least one is always kept."""
+    seed: int = 0
+    """Seeds every sampling decision together with (split, step, row index)."""
+
+    def validate(self) -> DataConfig:
+        if self.seq_len < 1:
+            raise ValueError(f"seq_len must be positive, got {self.seq_len}")
+        for name in ("prompt_prob", "prompt_end_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.max_prompt_frac < 1.0:
+            raise ValueError(f"max_prompt_frac must be in [0, 1), got {self.max_prompt_frac}")
+        if self.val_episodes < 0 or self.seed < 0:
+            raise ValueError("val_episodes and seed must be >= 0")
+        return self
+
+
+@dataclass
+class SampleBatch:
+    """Rows of one micro-batch and where each came from."""
+
+    batch: TokenBatch  # (B, L), right-padded to L
+    tasks: list[str]  # task (or 'text') of each row
+    domains: list[str]  # family of each row
+    prompt_tokens: np.ndarray  # (B,) int: how many leading tokens of the row are prompt (0 = none)
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """Every random choice behind one row (what :meth:`SequenceSampler.describe` returns)."""
+
+    task: str
+    family: str
+    episode: int  # episode_index in the data (document number for text)
+    start: int  # first token of the window within the episode / document
+    length: int  # tokens of the window
+    prompt_kind: str = "none"  # 'none' | 'end' | 'uniform'
+    prompt_episode: int | None = None  # episode_index the prompt comes from
+    prompt_start: int = 0
+    prompt_length: int = 0
+
+
+def resolve_weights(families: dict[str, str], task_weights: dict[str, float]) -> dict[str, float]:
+    """Unnormalized weight of every task (see DataConfig.task_weights); families: task -> family."""
+    present = set(families.values())
+    for key, w in task_weights.items():
+        if key not in families and key not in present:
+            kind = "family" if key in FAMILY_WEIGHTS else "task"
+            raise ValueError(
+                f"task_weights names {kind} {key!r}, which has no data in this mix (tasks: "
+                f"{', '.join(sorted(families))}); {MAKE_DATA_HINT}, or add it to `tasks`"
+            )
+        if not w >= 0:
+            raise ValueError(f"task_weights[{key!r}] must be >= 0, got {w}")
+    out = {}
+    for task, family in families.items():
+        if task in task_weights:
+            out[task] = float(task_weights[task])
+            continue
+        if family in task_weights:
+            family_weight = float(task_weights[family])
+        elif family in FAMILY_WEIGHTS:
+            family_weight = FAMILY_WEIGHTS[family]
+        else:
+            raise ValueError(f"no default weight for family {family!r}: give task_weights")
+        sharing = [t for t, f in families.items() if f == family and t not in task_weights]
+        out[task] = family_weight / len(sharing)
+    if not sum(out.values()) > 0:
+        raise ValueError(f"every task has weight 0: {out}")
+    return out
+
+
+def _resolve_task(name: str, data_dir: str) -> str:
+    """A task folder name for `name` (a canonical name or JAT alias); clear errors otherwise."""
+    if (Path(data_dir) / name / METADATA_NAME).is_file():
+        return name
+    from gato.envs import canonical_name  # imported only here: env packages are slow to import
+
+    canonical = canonical_name(name)  # ValueError naming close matches for an unknown task
+    read_metadata(canonical, data_dir)  # FileNotFoundError naming `make data` if not collected
+    return canonical
+
+
+class SequenceSampler:
+    """Deterministic training rows of one split: ``sample(step, index)`` depends on nothing else.
+
+    ``text_tokenizer`` (not part of the config) defaults to the project's SentencePiece model.
+    """
+
+    def __init__(self, config: DataConfig, split: str = "train", text_tokenizer=None) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.config = config.validate()
+        self.split = split
+        data_dir = config.data_dir
+        if config.tasks:
+            names = list(config.tasks)
+        elif Path(data_dir).is_dir() or not config.text_files:
+            names = list_complete_tasks(data_dir)  # names `make data` if the folder is missing
+        else:
+            names = []  # text only
+        if not names and not config.text_files:
+            raise FileNotFoundError(f"no collected tasks in {data_dir}; {MAKE_DATA_HINT}")
+        if names and not Path(data_dir).is_dir():
+            raise FileNotFoundError(f"data folder {data_dir} does not exist; {MAKE_DATA_HINT}")
+        names = [_resolve_task(n, data_dir) for n in names]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tasks are listed twice: {names}")
+        families = {n: read_metadata(n, data_dir)["family"] for n in names}
+        if config.text_files:
+            families[TEXT] = TEXT
+        weights = resolve_weights(families, config.task_weights)
+
+        # Tasks with text observations load the default tokenizer themselves when none is given.
+        encoder = MemoEncoder(text_tokenizer) if text_tokenizer is not None else None
+        self.tasks: list[str] = []
+        self.sources: list[TaskEpisodes | Documents] = []
+        for name in names + ([TEXT] if config.text_files else []):
+            if weights[name] == 0:
+                continue  # excluded: not even loaded
+            if name == TEXT:
+                if text_tokenizer is None:
+                    from gato.text import get_text_tokenizer
+
+                    text_tokenizer = get_text_tokenizer()
+                texts = read_documents(config.text_files)
+                source = Documents(texts, text_tokenizer, split, config.val_episodes)
+            else:
+                source = load_task(name, data_dir, split, config.val_episodes, encoder)
+            if len(source) == 0:
+                if split == "train":
+                    raise ValueError(f"task {name!r} has no training episodes in {data_dir}")
+                continue  # too few episodes to hold any out: no validation data for this task
+            self.tasks.append(name)
+            self.sources.append(source)
+        if not self.tasks:
+            raise ValueError(
+                f"no {split} data: every task has weight 0 or (for 'val') fewer than 2 episodes"
+            )
+        self.families = [families[t] for t in self.tasks]
+        self._source_of = dict(zip(self.tasks, self.sources, strict=True))
+        w = np.array([weights[t] for t in self.tasks], np.float64)
+        self.weights: np.ndarray = w / w.sum()
+        self._split_id = SPLITS.index(split)
+
+    # ------------------------------------------------------------------------------ sampling
+
+    def _rng(self, step: int, index: int) -> np.random.Generator:
+        if step < 0 or index < 0:
+            raise ValueError(f"step and index must be >= 0, got {step}, {index}")
+        seq = np.random.SeedSequence([self.config.seed, self._split_id, int(step), int(index)])
+        return np.random.default_rng(seq)
+
+    def describe(self, step: int, index: int) -> SamplePlan:
+        """The choices behind row `index` of `step`: task, episode, window and prompt."""
+        rng = self._rng(step, index)
+        t = int(rng.choice(len(self.tasks), p=self.weights))
+        source, seq_len = self.sources[t], self.config.seq_len
+        if isinstance(source, Documents):
+            doc = int(rng.choice(len(source), p=source.probabilities))
+            start, length = _window(rng, source.num_tokens(doc), seq_len)
+            return SamplePlan(self.tasks[t], TEXT, source.indices[doc], start, length)
+        ep = int(rng.integers(len(source)))
+        budget = int(self.config.max_prompt_frac * seq_len)
+        prompt = {}
+        if len(source) >= 2 and budget > 0 and rng.random() < self.config.prompt_prob:
+            other = int(rng.integers(len(source) - 1))
+            other += other >= ep  # uniform among the other episodes, never `ep` itself
+            kind = "end" if rng.random() < self.config.prompt_end_prob else "uniform"
+            p_start, p_stop = _prompt_span(rng, source.offsets[other], budget, kind)
+            prompt = dict(
+                prompt_kind=kind,
+                prompt_episode=source.indices[other],
+                prompt_start=p_start,
+                prompt_length=p_stop - p_start,
+            )
+        start, length = _window(
+            rng, source.num_tokens(ep), seq_len - prompt.get("prompt_length", 0)
+        )
+        return SamplePlan(
+            self.tasks[t], self.families[t], source.indices[ep], start, length, **prompt
+        )
+
+    def sequence(self, plan: SamplePlan) -> TokenSequence:
+        """The tokens a plan describes: [prompt (no targets)] + window."""
+        source = self._source_of[plan.task]
+        window = source.tokens(source.position[plan.episode], plan.start, plan.start + plan.length)
+        if not plan.prompt_length:
+            return window
+        p = source.position[plan.prompt_episode]
+        prompt = source.tokens(p, plan.prompt_start, plan.prompt_start + plan.prompt_length)
+        return concatenate([prompt.without_targets(), window])
+
+    def sample(self, step: int, index: int) -> tuple[TokenSequence, str, int]:
+        """Row `index` of `step`: (sequence of <= L tokens, task, prompt length)."""
+        plan = self.describe(step, index)
+        return self.sequence(plan), plan.task, plan.prompt_length
+
+    def rows(self, step: int, indices: Sequence[int]) -> SampleBatch:
+        """Rows `indices` of `step`, collated and right-padded to L."""
+        plans = [self.describe(step, i) for i in indices]
+        seqs = [self.sequence(p) for p in plans]
+        return SampleBatch(
+            batch=collate(seqs, self.config.seq_len),
+            tasks=[p.task for p in plans],
+            domains=[p.family for p in plans],
+            prompt_tokens=np.array([p.prompt_length for p in plans], np.int64),
+        )
+
+    # ------------------------------------------------------------------------------- resume
+
+    def state_dict(self) -> dict:
+        """JSON-able: the config and what the data holds, to check that a resume matches."""
+        config = asdict(self.config)
+        config["tasks"], config["text_files"] = list(config["tasks"]), list(config["text_files"])
+        return {
+            "config": config,
+            "split": self.split,
+            "tasks": list(self.tasks),
+            "weights": [float(w) for w in self.weights],
+            "episodes": {t: list(s.position) for t, s in self._source_of.items()},
+            "tokens": {
+                t: int(sum(s.num_tokens(i) for i in range(len(s))))
+                for t, s in self._source_of.items()
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Check that `state` (from :meth:`state_dict`) describes the same data and sampling.
+
+        The sampler has no progress to restore (rows are a function of the step), so this only
+        refuses to resume on other data. ``data_dir`` may differ (the data may have moved).
+        """
+        mine = self.state_dict()
+        mine["config"].pop("data_dir")
+        theirs = dict(state)
+        theirs["config"] = {k: v for k, v in state.get("config", {}).items() if k != "data_dir"}
+        diffs = [
+            f"{key}: checkpoint {theirs.get(key)!r} != now {mine[key]!r}"
+            for key in mine
+            if _jsonish(theirs.get(key)) != _jsonish(mine[key])
+        ]
+        if diffs:
+            raise ValueError(
+                "the data does not match the checkpoint's, so resuming would not replay the same "
+                "sequences:\n  " + "\n  ".join(d[:500] for d in diffs)
+            )
+
+
+def _jsonish(value):
+    """Tuples as lists and floats rounded, so a state survives a JSON round trip unchanged."""
+    if isinstance(value, dict):
+        return {str(k): _jsonish(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonish(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 12)
+    return value
+
+
+def _window(rng: np.random.Generator, total: int, size: int) -> tuple[int, int]:
+    """A uniformly placed window of `size` tokens in `total` (all of it if it is shorter)."""
+    if total <= size:
+        return 0, total
+    return int(rng.integers(total - size + 1)), size
+
+
+def _prompt_span(
+    rng: np.random.Generator, offsets: np.ndarray, budget: int, kind: str
+) -> tuple[int, int]:
+    """[start, stop) of a prompt of whole timesteps within `budget` tokens (module docstring)."""
+    total = int(offsets[-1])
+    if total <= budget:
+        return 0, total
+    starts = offsets[:-1]
+    if kind == "end":
+        start = int(offsets[np.searchsorted(offsets, total - budget, side="left")])
+        return (start if start < total else total - budget), total
+    # Timestep starts from which the whole budget fits; starts[0] = 0 always qualifies.
+    start = int(starts[rng.integers(np.searchsorted(starts, total - budget, side="right"))])
+    stop = int(offsets[np.searchsorted(offsets, start + budget, side="right") - 1])
+    return start, (stop if stop > start else start + budget)

@@ -1,0 +1,345 @@
+"""Evaluate a checkpoint by rollouts, with expert-normalized scores (spec sections 9 and 10).
+
+    python -m gato.evaluate --checkpoint runs/demo --tasks cartpole.balance,babyai.open
+
+Per task, N rollouts (50 by default, as in the paper), each prompted with a successful
+demonstration of the task: the collected episodes that pass the 80% filter, best first, rollout i
+taking demonstration i mod --demos; the task's expert is rolled out for one if nothing was
+collected. Reported: raw return, expert-normalized score per task (0% = uniformly random policy,
+100% = expert; gato/scores.py), the mean per domain (family), and the share of tasks at or above
+50% and 80% of expert. Written to --out as eval.json, eval.md and eval.png. Rollouts run in
+spawned worker processes; rollout i of a task always uses seed --seed + 2,000,000 + i (disjoint
+from collection seeds), so results do not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gato.deploy import DEFAULT_RUNS_DIR, checkpoint_tasks, newest_checkpoint, parse_dataclass_args
+from gato.evaluate_workers import PolicyOptions, RolloutJob
+
+EVAL_SEED_OFFSET = 2_000_000  # collection uses seeds from 0, random-policy returns 1,000,000+
+THRESHOLDS = (0.5, 0.8)
+
+
+@dataclass
+class EvaluateArgs:
+    """Options of ``python -m gato.evaluate``."""
+
+    checkpoint: str | None = None
+    """checkpoint folder or run folder (default: the newest checkpoint under --runs-dir)"""
+    tasks: str | None = None
+    """comma-separated tasks (default: the tasks the checkpoint records being trained on)"""
+    episodes: int = 50
+    """rollouts per task"""
+    workers: int = 2
+    """rollout worker processes (1: run in this process)"""
+    data_dir: str | None = None
+    """collected data, for the demonstrations (default: $GATO_DATA or ./data)"""
+    out: str | None = None
+    """output folder (default: runs/eval/<run>-<checkpoint>)"""
+    seed: int = 0
+    """base seed: rollout i of a task uses seed + 2,000,000 + i"""
+    demos: int = 10
+    """distinct demonstrations per task; rollout i is prompted with demonstration i mod demos"""
+    greedy: bool = False
+    """take the most likely valid token instead of sampling"""
+    temperature: float = 1.0
+    """sampling temperature (0 = greedy)"""
+    max_steps: int | None = None
+    """cap on agent steps per rollout (default: the task's episode limit)"""
+    context_tokens: int | None = None
+    """attention window of the sliding memory (default: the model's block_size)"""
+    prompt_tokens: int | None = None
+    """tokens of the demonstration fed as prompt (default: context_tokens)"""
+    device: str = "cpu"
+    """torch device of every worker"""
+    threads: int = 1
+    """torch CPU threads per worker"""
+    runs_dir: str = DEFAULT_RUNS_DIR
+    """where to look for the newest checkpoint when --checkpoint is not given"""
+    no_progress: bool = False
+    """no progress bar"""
+
+
+# ------------------------------------------------------------------ aggregation (pure)
+
+
+def summarize_task(
+    task: str,
+    family: str,
+    returns: Sequence[float],
+    successes: Sequence[bool | None] = (),
+    table: Mapping[str, dict] | None = None,
+) -> dict:
+    """One task's row: rollouts, mean/std return and its normalized score (None without a
+    score entry). The normalized score of the mean return is the mean of the rollouts'."""
+    from gato.scores import normalized_score
+
+    r = np.asarray(returns, np.float64)
+    if r.size == 0:
+        raise ValueError(f"{task}: no rollouts")
+    try:
+        score = normalized_score(task, float(r.mean()), table)
+    except (KeyError, ValueError):
+        score = None
+    known = [bool(s) for s in successes if s is not None]
+    return {
+        "task": task,
+        "family": family,
+        "episodes": int(r.size),
+        "mean_return": float(r.mean()),
+        "std_return": float(r.std()),
+        "normalized_score": score,
+        "success_rate": float(np.mean(known)) if known else None,
+    }
+
+
+def aggregate(rows: Sequence[Mapping]) -> dict:
+    """Per-domain mean normalized score and the share of tasks at or above 50% / 80% of expert,
+    over the tasks that have a normalized score."""
+    scored = [r for r in rows if r.get("normalized_score") is not None]
+    by_family: dict[str, list[float]] = defaultdict(list)
+    for r in scored:
+        by_family[r["family"]].append(float(r["normalized_score"]))
+    scores = np.asarray([float(r["normalized_score"]) for r in scored], np.float64)
+    out = {
+        "tasks": len(rows),
+        "tasks_scored": len(scored),
+        "mean_normalized_score": float(scores.mean()) if scored else None,
+        "median_normalized_score": float(np.median(scores)) if scored else None,
+        "per_family": {
+            fam: {"tasks": len(v), "mean_normalized_score": float(np.mean(v))}
+            for fam, v in sorted(by_family.items())
+        },
+    }
+    for t in THRESHOLDS:
+        out[f"share_above_{round(100 * t)}"] = float(np.mean(scores >= t)) if scored else None
+    return out
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def markdown_report(report: Mapping) -> str:
+    """The per-task table, the per-domain means and the 50% / 80% shares as markdown."""
+    agg = report["aggregate"]
+    lines = [
+        f"# Evaluation of `{report['checkpoint']}`",
+        "",
+        f"{report['episodes']} rollouts per task, {report['policy']}; normalized score: "
+        "0% = uniformly random policy, 100% = expert.",
+        "",
+        "| task | domain | rollouts | mean return | std | normalized | success |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["tasks"]:
+        lines.append(
+            f"| {r['task']} | {r['family']} | {r['episodes']} | {r['mean_return']:.3f} | "
+            f"{r['std_return']:.3f} | {_pct(r['normalized_score'])} | {_pct(r['success_rate'])} |"
+        )
+    lines += ["", "| domain | tasks | mean normalized |", "|---|---:|---:|"]
+    for fam, v in agg["per_family"].items():
+        lines.append(f"| {fam} | {v['tasks']} | {_pct(v['mean_normalized_score'])} |")
+    lines += [
+        "",
+        f"Tasks with a score: {agg['tasks_scored']} of {agg['tasks']}; mean "
+        f"{_pct(agg['mean_normalized_score'])}, median {_pct(agg['median_normalized_score'])}; "
+        f"at or above 50% of expert: {_pct(agg['share_above_50'])}; at or above 80%: "
+        f"{_pct(agg['share_above_80'])}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot_report(report: Mapping, path: str | Path) -> Path:
+    """A bar chart of the normalized score per task, coloured by domain, with 50%/80% lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["tasks"]
+    families = sorted({r["family"] for r in rows})
+    colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(families)}
+    values = [100 * (r["normalized_score"] or 0.0) for r in rows]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(rows) + 2), 4.5))
+    ax.bar(range(len(rows)), values, color=[colours[r["family"]] for r in rows])
+    for t in THRESHOLDS:
+        ax.axhline(100 * t, color="grey", linestyle="--", linewidth=0.8)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(rows)), [r["task"] for r in rows], rotation=45, ha="right")
+    ax.set_ylabel("expert-normalized score (%)")
+    ckpt = Path(report["checkpoint"])
+    name = f"{ckpt.parent.parent.name}/{ckpt.name}" if ckpt.parent.name == "checkpoints" else ckpt
+    ax.set_title(f"{name}: {report['episodes']} rollouts per task")
+    for i, r in enumerate(rows):
+        if r["normalized_score"] is None:
+            ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[f]) for f in families]
+    ax.legend(handles, families, fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------------------ rollouts
+
+
+def rollout_jobs(task: str, demos: Sequence, episodes: int, seed: int, max_steps) -> list:
+    """Rollout i: seed + EVAL_SEED_OFFSET + i, prompted with demonstration i mod len(demos)."""
+    return [
+        RolloutJob(
+            task=task,
+            index=i,
+            seed=seed + EVAL_SEED_OFFSET + i,
+            max_steps=max_steps,
+            prompt=demos[i % len(demos)] if demos else None,
+            demo_index=(demos[i % len(demos)].episode_index if demos else None),
+        )
+        for i in range(episodes)
+    ]
+
+
+def run_rollouts(
+    jobs: list[RolloutJob],
+    checkpoint: str,
+    options: PolicyOptions,
+    workers: int = 2,
+    device: str = "cpu",
+    threads: int = 1,
+    progress: bool = True,
+) -> list[dict]:
+    """Every job's result, in job order; in spawned workers (or here if workers <= 1)."""
+    from tqdm import tqdm
+
+    from gato import evaluate_workers as w
+
+    bar = tqdm(total=len(jobs), desc="rollouts", unit="ep", disable=not progress)
+    results: list[dict | None] = [None] * len(jobs)
+    if workers <= 1:
+        import torch
+
+        before = torch.get_num_threads()
+        w.init_worker(checkpoint, device, threads, options)
+        try:
+            for i, job in enumerate(jobs):
+                results[i] = w.run_job(job)
+                bar.update()
+        finally:
+            w.close()
+            torch.set_num_threads(before)
+    else:
+        ctx = mp.get_context("spawn")
+        initargs = (checkpoint, device, threads, options)
+        with ProcessPoolExecutor(workers, ctx, w.init_worker, initargs) as pool:
+            futures = {pool.submit(w.run_job, job): i for i, job in enumerate(jobs)}
+            for fut in as_completed(futures):
+                job = jobs[futures[fut]]
+                try:
+                    results[futures[fut]] = fut.result()
+                except Exception as e:
+                    for f in futures:
+                        f.cancel()
+                    raise RuntimeError(f"rollout {job.index} of {job.task} failed: {e}") from e
+                bar.update()
+    bar.close()
+    return results  # type: ignore[return-value]
+
+
+def default_out(checkpoint: Path) -> Path:
+    run = checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else "run"
+    return Path(DEFAULT_RUNS_DIR) / "eval" / f"{run}-{checkpoint.name}"
+
+
+def main(argv: list[str] | None = None) -> dict | int:
+    args, parser = parse_dataclass_args(EvaluateArgs, argv, "python -m gato.evaluate", __doc__)
+    for name in ("episodes", "workers", "demos"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    from gato.checkpoint import CheckpointError, load_checkpoint
+    from gato.envs import get_task
+    from gato.prompts import demonstrations, steps_for_tokens, truncate_episode
+
+    try:
+        ckpt = load_checkpoint(args.checkpoint or newest_checkpoint(args.runs_dir), False)
+        names = args.tasks.split(",") if args.tasks else checkpoint_tasks(ckpt.state)
+        if not names:
+            raise ValueError("the checkpoint records no task list: pass --tasks")
+        infos = [get_task(t.strip()) for t in names if t.strip()]
+    except (CheckpointError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    context = args.context_tokens or ckpt.config.block_size
+    prompt_tokens = context if args.prompt_tokens is None else args.prompt_tokens
+    trained = checkpoint_tasks(ckpt.state)
+    jobs = []
+    for info in infos:
+        demos = demonstrations(info.name, args.data_dir, args.demos, args.seed)
+        # Workers get only the steps a prompt uses (Atari demonstrations are thousands of frames).
+        steps = steps_for_tokens(info, prompt_tokens)
+        demos = [truncate_episode(d, steps) for d in demos] if prompt_tokens > 0 else []
+        jobs += rollout_jobs(info.name, demos, args.episodes, args.seed, args.max_steps)
+    options = PolicyOptions(args.context_tokens, args.prompt_tokens, args.greedy, args.temperature)
+    start = time.time()
+    results = run_rollouts(
+        jobs, str(ckpt.path), options, args.workers, args.device, args.threads, not args.no_progress
+    )
+    rows = []
+    for info in infos:
+        mine = [r for r in results if r["task"] == info.name]
+        row = summarize_task(
+            info.name, info.family, [r["return"] for r in mine], [r["success"] for r in mine]
+        )
+        row["trained_on"] = None if trained is None else info.name in trained
+        row["median_action_ms"] = float(np.median([r["median_action_ms"] for r in mine]))
+        rows.append(row)
+    policy = "greedy" if args.greedy else f"temperature {args.temperature}"
+    report = {
+        "checkpoint": str(ckpt.path),
+        "step": ckpt.step,
+        "episodes": args.episodes,
+        "policy": f"{policy}, context {context} tokens, prompt {prompt_tokens} tokens",
+        "args": asdict(args),
+        "seconds": round(time.time() - start, 1),
+        "tasks": rows,
+        "aggregate": aggregate(rows),
+        "rollouts": results,
+    }
+    out = Path(args.out) if args.out else default_out(ckpt.path)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
+    md = markdown_report(report)
+    (out / "eval.md").write_text(md)
+    plot_report(report, out / "eval.png")
+    print(md)
+    print(f"wrote {out}/eval.json, eval.md, eval.png")
+    return report
+
+
+def _json_default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    raise TypeError(f"not JSON-able: {type(x).__name__}")
+
+
+if __name__ == "__main__":
+    result = main()
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,447 @@
+"""Prompt files: one demonstration episode that conditions the policy (spec sections 7 and 10).
+
+A prompt file holds one episode in the JAT column layout (gato/jat.py), the task it shows, and
+the task's observation/action specs (`spec_to_dict`), so a file made for another task or another
+observation layout is refused with a clear error instead of silently mis-conditioning the model.
+
+Formats, chosen by suffix:
+  .pkl   a dict of plain containers and numpy arrays, read with a RESTRICTED unpickler: only the
+         numpy functions that rebuild arrays and a few builtin containers can be named by the
+         file; any other global (os.system, pathlib.Path.touch, ...) is refused before it runs.
+  .npz   numpy arrays, read with allow_pickle=False; the metadata is a JSON string.
+  .json  plain JSON (arrays as {"dtype", "shape", "data"}): readable, large for images.
+
+Write one from collected data (the best episode) or from the task's expert:
+
+    python -m gato.prompts --task cartpole.balance --out demo.pkl [--data-dir data]
+    python -m gato.prompts --task babyai.go-to-red-ball --out demo.pkl --from-expert --seed 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import io
+import json
+import pickle
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gato.jat import TEXT_OBS, Episode
+from gato.specs import DiscreteSpec, ImageSpec, TextSpec, spec_to_dict
+
+FORMAT = "gato-prompt"
+VERSION = 1
+SUFFIXES = (".pkl", ".npz", ".json")
+
+
+class PromptError(ValueError):
+    """A prompt file that cannot be used: unreadable, unsafe, or for another task or layout."""
+
+
+@dataclass
+class Prompt:
+    """A loaded prompt file."""
+
+    task: str
+    episode: Episode
+    obs_spec: dict  # as spec_to_dict, recorded when the file was written
+    action_spec: dict
+
+
+# ----------------------------------------------------------------------- restricted unpickler
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    """(module, name) a prompt pickle may reference -> the object itself. Names are resolved
+    here, never imported by the file: numpy 1.x pickles say numpy.core, numpy 2.x numpy._core."""
+    try:
+        from numpy._core import multiarray, numeric
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray, numeric
+    objects = {
+        "multiarray._reconstruct": multiarray._reconstruct,  # ndarray, protocol <= 4
+        "multiarray.scalar": multiarray.scalar,  # numpy scalars
+        "numeric._frombuffer": numeric._frombuffer,  # ndarray, protocol 5
+    }
+    allowed = {}
+    for prefix in ("numpy.core", "numpy._core"):
+        for key, obj in objects.items():
+            module, name = key.split(".")
+            allowed[(f"{prefix}.{module}", name)] = obj
+    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "dtype")] = np.dtype
+    # numpy 2 pickles dtypes by their class, e.g. numpy.dtypes.Float32DType.
+    import numpy.dtypes
+
+    for name in dir(numpy.dtypes):
+        if name.endswith("DType") and name != "ObjectDType":
+            allowed[("numpy.dtypes", name)] = getattr(numpy.dtypes, name)
+    for name in ("dict", "list", "tuple", "set", "frozenset", "complex", "bytearray"):
+        allowed[("builtins", name)] = getattr(builtins, name)
+        allowed[("__builtin__", name)] = getattr(builtins, name)  # protocol 2's spelling
+    allowed[("_codecs", "encode")] = _latin1_bytes  # how protocol 2 stores bytes
+    return allowed
+
+
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """Protocol-2 pickles rebuild bytes as _codecs.encode(str, 'latin1'); any other codec name
+    is refused (codec lookup imports modules by name)."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise PromptError(f"refusing _codecs.encode with encoding {encoding!r} in a prompt pickle")
+    return text.encode("latin1")
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only; any other global is an error."""
+
+    _allowed = None
+
+    def find_class(self, module: str, name: str):
+        if RestrictedUnpickler._allowed is None:
+            RestrictedUnpickler._allowed = _allowed_globals()
+        obj = RestrictedUnpickler._allowed.get((module, name))
+        if obj is None:
+            raise PromptError(
+                f"refusing to load {module}.{name} from a prompt pickle: prompt files may only "
+                "hold plain containers and numpy arrays (nothing in the file was run)"
+            )
+        return obj
+
+    def persistent_load(self, pid):
+        raise PromptError("prompt pickles may not use persistent ids")
+
+
+def restricted_loads(data: bytes) -> Any:
+    """pickle.loads that admits only plain containers and numpy arrays."""
+    try:
+        return RestrictedUnpickler(io.BytesIO(data)).load()
+    except PromptError:
+        raise
+    except Exception as e:  # truncated or corrupted pickles raise many different types
+        raise PromptError(f"not a readable prompt pickle: {type(e).__name__}: {e}") from e
+
+
+# ------------------------------------------------------------------------- file <-> Episode
+
+
+def _payload(episode: Episode, task_info) -> dict:
+    obs = {}
+    for col, value in episode.observations.items():
+        obs[col] = [str(s) for s in value] if col == TEXT_OBS else np.asarray(value)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "task": task_info.name,
+        "obs_spec": spec_to_dict(task_info.obs_spec),
+        "action_spec": spec_to_dict(task_info.action_spec),
+        "episode": {
+            "observations": obs,
+            "actions": np.asarray(episode.actions),
+            "rewards": np.asarray(episode.rewards, np.float32),
+            "seed": episode.seed,
+            "episode_index": episode.episode_index,
+            "success": episode.success,
+        },
+    }
+
+
+def _from_payload(data: Any, path: Path) -> Prompt:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise PromptError(f"{path} is not a gato prompt file (no format={FORMAT!r} marker)")
+    if data.get("version") != VERSION:
+        raise PromptError(f"{path}: prompt format version {data.get('version')} is not supported")
+    try:
+        ep = data["episode"]
+        episode = Episode(
+            task=str(data["task"]),
+            observations=dict(ep["observations"]),
+            actions=np.asarray(ep["actions"]),
+            rewards=np.asarray(ep["rewards"], np.float32).reshape(-1),
+            seed=ep.get("seed"),
+            episode_index=ep.get("episode_index"),
+            success=ep.get("success"),
+        )
+        return Prompt(episode.task, episode, dict(data["obs_spec"]), dict(data["action_spec"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise PromptError(f"{path}: malformed prompt file ({type(e).__name__}: {e})") from e
+
+
+def _array_to_json(a: np.ndarray) -> dict:
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.reshape(-1).tolist()}
+
+
+def _array_from_json(d: dict) -> np.ndarray:
+    return np.asarray(d["data"], np.dtype(d["dtype"])).reshape(d["shape"])
+
+
+def save_prompt(path: str | Path, episode: Episode, task: str | Any) -> Path:
+    """Write `episode` of `task` (a name or a TaskInfo) as a prompt file (.pkl, .npz or .json);
+    the episode is checked against the task's layout first."""
+    from gato.envs import get_task
+
+    task_info = get_task(task) if isinstance(task, str) else task
+    path = Path(path)
+    if path.suffix not in SUFFIXES:
+        raise PromptError(f"{path}: unknown prompt format; use one of {', '.join(SUFFIXES)}")
+    check_episode_layout(episode, task_info, str(path))
+    data = _payload(episode, task_info)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".pkl":
+        path.write_bytes(pickle.dumps(data, protocol=4))
+    elif path.suffix == ".npz":
+        ep = data.pop("episode")
+        arrays = {f"obs/{k}": np.asarray(v) for k, v in ep.pop("observations").items()}
+        arrays["actions"], arrays["rewards"] = ep.pop("actions"), ep.pop("rewards")
+        meta = json.dumps({**data, "episode": ep})
+        with open(path, "wb") as f:  # a file object: np.savez would append .npz to other names
+            np.savez_compressed(f, meta=np.array(meta), **arrays)
+    else:
+        ep = data["episode"]
+        for k, v in ep["observations"].items():
+            if k != TEXT_OBS:
+                ep["observations"][k] = _array_to_json(v)
+        ep["actions"], ep["rewards"] = _array_to_json(ep["actions"]), _array_to_json(ep["rewards"])
+        path.write_text(json.dumps(data))
+    return path
+
+
+def load_prompt(path: str | Path, task: str | Any | None = None) -> Prompt:
+    """Read a prompt file (nothing in it is executed); with `task` (a name or a TaskInfo),
+    also check that it is a demonstration of that task with that task's layout."""
+    path = Path(path)
+    if not path.is_file():
+        raise PromptError(f"prompt file {path} does not exist")
+    if path.suffix == ".pkl":
+        prompt = _from_payload(restricted_loads(path.read_bytes()), path)
+    elif path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = json.loads(str(z["meta"]))
+                ep = data["episode"]
+                ep["observations"] = {
+                    k[4:]: (z[k].tolist() if k[4:] == TEXT_OBS else z[k])
+                    for k in z.files
+                    if k.startswith("obs/")
+                }
+                ep["actions"], ep["rewards"] = z["actions"], z["rewards"]
+        except (OSError, ValueError, KeyError) as e:
+            raise PromptError(f"{path}: not a readable prompt .npz ({e})") from e
+        prompt = _from_payload(data, path)
+    elif path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+            ep = data["episode"]
+            for k, v in ep["observations"].items():
+                if k != TEXT_OBS:
+                    ep["observations"][k] = _array_from_json(v)
+            ep["actions"], ep["rewards"] = (_array_from_json(ep[k]) for k in ("actions", "rewards"))
+        except (ValueError, KeyError, TypeError) as e:
+            raise PromptError(f"{path}: not a readable prompt .json ({e})") from e
+        prompt = _from_payload(data, path)
+    else:
+        raise PromptError(f"{path}: unknown prompt format; use one of {', '.join(SUFFIXES)}")
+    if task is not None:
+        check_prompt(prompt, task, str(path))
+    return prompt
+
+
+# ---------------------------------------------------------------------------------- checks
+
+
+def check_prompt(prompt: Prompt, task: str | Any, source: str = "the prompt") -> None:
+    """Raise PromptError unless `prompt` demonstrates `task` with the task's layout."""
+    from gato.envs import canonical_name, get_task
+
+    task_info = get_task(task) if isinstance(task, str) else task
+    try:
+        prompt_task = canonical_name(prompt.task)
+    except ValueError:
+        prompt_task = prompt.task
+    if prompt_task != task_info.name:
+        raise PromptError(
+            f"{source} is a demonstration of {prompt.task!r}, not of {task_info.name!r}: "
+            f"make one with `python -m gato.prompts --task {task_info.name} --out FILE`"
+        )
+    for what, recorded, actual in (
+        ("observation", prompt.obs_spec, spec_to_dict(task_info.obs_spec)),
+        ("action", prompt.action_spec, spec_to_dict(task_info.action_spec)),
+    ):
+        if recorded != actual:
+            raise PromptError(
+                f"{source} records the {what} spec {json.dumps(recorded)}, but task "
+                f"{task_info.name!r} now has {json.dumps(actual)}: remake the prompt file"
+            )
+    check_episode_layout(prompt.episode, task_info, source)
+
+
+def check_episode_layout(episode: Episode, task_info, source: str = "the episode") -> None:
+    """Raise PromptError unless the episode's columns and shapes are those of the task."""
+    t = episode.num_steps
+    if t == 0:
+        raise PromptError(f"{source}: the episode has no steps")
+    want, have = set(task_info.obs_spec), set(episode.observations)
+    if want != have:
+        raise PromptError(
+            f"{source}: observation columns {sorted(have)} do not match task "
+            f"{task_info.name!r}, which has {sorted(want)}"
+        )
+    for col, leaf in task_info.obs_spec.items():
+        value = episode.observations[col]
+        if isinstance(leaf, TextSpec):
+            if len(value) != t or not all(isinstance(s, str) for s in value):
+                raise PromptError(f"{source}: {col} must be {t} strings, one per step")
+            continue
+        arr = np.asarray(value)
+        if arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise PromptError(f"{source}: {col} has non-numeric dtype {arr.dtype}")
+        if isinstance(leaf, ImageSpec):
+            ok = arr.shape == (t, *leaf.shape)
+        else:  # JAT stores tensors flattened per step
+            ok = arr.shape[:1] == (t,) and int(np.prod(arr.shape[1:])) == leaf.size
+        if not ok:
+            raise PromptError(
+                f"{source}: {col} has shape {arr.shape}, but task {task_info.name!r} expects "
+                f"{t} steps of {leaf.shape}"
+            )
+    spec = task_info.action_spec
+    actions = np.asarray(episode.actions)
+    if actions.shape[:1] != (t,) or int(np.prod(actions.shape[1:])) != spec.size:
+        raise PromptError(
+            f"{source}: actions have shape {actions.shape}, but task {task_info.name!r} "
+            f"expects {t} steps of {spec.shape}"
+        )
+    if isinstance(spec, DiscreteSpec) and (
+        actions.dtype.kind not in "iu" or actions.min() < 0 or actions.max() >= spec.n
+    ):
+        raise PromptError(f"{source}: discrete actions must be integers in [0, {spec.n})")
+
+
+def steps_for_tokens(task_info, tokens: int) -> int:
+    """Enough steps of an episode of this task to make at least `tokens` tokens: each step has
+    at least its image patches, tensors, the separator and the action (text only adds)."""
+    from gato.specs import ordered_leaves
+
+    per_step = 1 + task_info.action_spec.size
+    for _, leaf in ordered_leaves(task_info.obs_spec):
+        per_step += leaf.num_patches if isinstance(leaf, ImageSpec) else getattr(leaf, "size", 0)
+    return max(1, -(-tokens // per_step))
+
+
+def truncate_episode(episode: Episode, steps: int) -> Episode:
+    """The first `steps` steps of an episode (a prompt never needs more than it tokenizes)."""
+    obs = {
+        k: list(v[:steps]) if isinstance(v, list | tuple) else np.asarray(v)[:steps]
+        for k, v in episode.observations.items()
+    }
+    return Episode(
+        task=episode.task,
+        observations=obs,
+        actions=np.asarray(episode.actions)[:steps],
+        rewards=np.asarray(episode.rewards)[:steps],
+        seed=episode.seed,
+        episode_index=episode.episode_index,
+        success=episode.success,
+    )
+
+
+# ------------------------------------------------------------------------ choosing a demo
+
+
+def rank_demonstrations(episodes: list[Episode]) -> list[Episode]:
+    """Best first: successful episodes before the others, then by return, then by index."""
+    return sorted(
+        episodes,
+        key=lambda e: (e.success is False, -e.total_return, e.episode_index or 0),
+    )
+
+
+def demonstrations(task: str, data_dir=None, count: int = 1, seed: int = 0) -> list[Episode]:
+    """Up to `count` successful demonstrations of `task`, best first: from the collected data
+    (episodes passing the 80% filter), or rolled out by the task's expert if none were
+    collected (seeds seed, seed + 1, ...)."""
+    from gato.datasets import load_task_episodes
+    from gato.experts import has_expert
+
+    try:
+        episodes = load_task_episodes(task, data_dir, filtered=True)
+    except FileNotFoundError as e:
+        if not has_expert(task):
+            raise PromptError(f"no demonstration of {task!r}: {e}; and it has no expert") from e
+        episodes = []
+    if episodes:
+        return rank_demonstrations(episodes)[:count]
+    return expert_demonstrations(task, count, seed)
+
+
+def expert_demonstrations(task: str, count: int = 1, seed: int = 0) -> list[Episode]:
+    """Roll out the task's expert (`count` episodes from seeds seed, seed + 1, ...), best first."""
+    from gato.collect_workers import run_episode
+    from gato.envs import get_task, make_env
+    from gato.experts import make_expert
+
+    if count < 1:
+        raise ValueError(f"expert episodes must be at least 1, got {count}")
+    info = get_task(task)
+    env = make_env(info.name, seed=seed)
+    try:
+        episodes = []
+        for i in range(count):
+            expert = make_expert(info.name, env)
+            episodes.append(run_episode(env, expert, info, seed + i, info.max_episode_steps))
+            episodes[-1].episode_index = i
+    finally:
+        env.close()
+    return rank_demonstrations(episodes)
+
+
+# ------------------------------------------------------------------------------- the command
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gato.prompts",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--task", required=True, help="task name (canonical or JAT alias)")
+    parser.add_argument("--out", required=True, help="prompt file to write: .pkl, .npz or .json")
+    parser.add_argument(
+        "--data-dir", default=None, help="collected data (default: $GATO_DATA or ./data)"
+    )
+    parser.add_argument(
+        "--from-expert", action="store_true", help="roll out the expert even if data exists"
+    )
+    parser.add_argument(
+        "--expert-episodes",
+        type=int,
+        default=1,
+        help="expert episodes to roll out; the best is kept (default: 1)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="first expert seed (default: 0)")
+    args = parser.parse_args(argv)
+    from gato.envs import get_task
+
+    try:
+        info = get_task(args.task)
+        if args.from_expert:
+            demo = expert_demonstrations(info.name, args.expert_episodes, args.seed)[0]
+        else:
+            demo = demonstrations(info.name, args.data_dir, 1, args.seed)[0]
+        path = save_prompt(args.out, demo, info)
+    except (ValueError, RuntimeError) as e:  # PromptError is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {path}: {info.name}, {demo.num_steps} steps, return {demo.total_return:.3f}"
+        + ("" if demo.success is None else f", success {demo.success}")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

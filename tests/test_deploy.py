@@ -1,0 +1,159 @@
+"""`python -m gato.deploy`: end to end with a tiny checkpoint, video, checkpoint and task checks."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+from test_prompts import babyai_episode, cartpole_episode
+
+from gato.checkpoint import CheckpointError, save_checkpoint
+from gato.config import get_config
+from gato.deploy import DeployArgs, main, newest_checkpoint
+from gato.model import Gato
+from gato.prompts import save_prompt
+
+TASKS = ["cartpole.balance", "babyai.go-to-red-ball"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_checkpoint(run_dir, step: int = 1, tasks=TASKS):
+    torch.manual_seed(0)
+    cfg = get_config("debug", block_size=48)
+    state = {"tasks": tasks} if tasks is not None else {}
+    return save_checkpoint(run_dir, step, Gato(cfg).state_dict(), cfg, state=state)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    write_checkpoint(tmp_path / "runs" / "r1")
+    demo = save_prompt(tmp_path / "demo.pkl", cartpole_episode(30), "cartpole.balance")
+    return tmp_path, demo
+
+
+def test_deploy_end_to_end(setup, capsys):
+    tmp, demo = setup
+    argv = [
+        "--prompt",
+        str(demo),
+        "--runs-dir",
+        str(tmp / "runs"),
+        "--episodes",
+        "2",
+        "--max-steps",
+        "4",
+        "--seed",
+        "3",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "episode 1/2: return" in out and "episode 2/2: return" in out
+    assert "% of expert" in out and "ms/action" in out and "Hz" in out
+    assert "4 steps" in out
+    # Greedy, without the cache, with an explicit checkpoint: the same command shape works.
+    ckpt = str(newest_checkpoint(tmp / "runs"))
+    assert (
+        main(
+            [
+                "--prompt",
+                str(demo),
+                "--checkpoint",
+                ckpt,
+                "--greedy",
+                "--no-cache",
+                "--max-steps",
+                "3",
+                "--context-tokens",
+                "16",
+                "--prompt-tokens",
+                "8",
+            ]
+        )
+        == 0
+    )
+
+
+def test_deploy_writes_a_playable_video(tmp_path, capsys):
+    import imageio.v2 as imageio
+
+    write_checkpoint(tmp_path / "runs" / "r1")
+    demo = save_prompt(tmp_path / "demo.json", babyai_episode(6), "babyai.go-to-red-ball")
+    video = tmp_path / "out.mp4"
+    argv = [
+        "--prompt",
+        str(demo),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--episodes",
+        "2",
+        "--max-steps",
+        "5",
+        "--video",
+        str(video),
+        "--temperature",
+        "0.5",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {video}" in out
+    assert video.stat().st_size > 0
+    reader = imageio.get_reader(video)
+    frames = reader.count_frames()
+    first = reader.get_data(0)
+    reader.close()
+    # A reset frame plus one per step, per episode (episodes may end before 5 steps).
+    assert 4 <= frames <= 12 and f"({frames} frames" in out
+    assert first.ndim == 3 and first.shape[2] == 3 and first.std() > 0
+
+
+def test_newest_checkpoint_is_by_time_across_runs(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint under"):
+        newest_checkpoint(tmp_path / "runs")
+    old = write_checkpoint(tmp_path / "runs" / "b", step=900)
+    new = write_checkpoint(tmp_path / "runs" / "a", step=5)
+    past = time.time() - 100
+    os.utime(old / "manifest.json", (past, past))
+    assert newest_checkpoint(tmp_path / "runs") == new
+
+
+def test_clear_errors(setup, tmp_path, capsys):
+    tmp, demo = setup
+    runs = ["--runs-dir", str(tmp / "runs"), "--max-steps", "2"]
+    # The prompt is a demonstration of another task.
+    assert main(["--prompt", str(demo), "--task", "cartpole.swingup", *runs]) == 2
+    assert "not of 'cartpole.swingup'" in capsys.readouterr().err
+    # No checkpoint anywhere.
+    assert main(["--prompt", str(demo), "--runs-dir", str(tmp / "nothing")]) == 2
+    assert "no checkpoint under" in capsys.readouterr().err
+    # A task the checkpoint was not trained on, unless allowed.
+    write_checkpoint(tmp / "runs" / "r2", tasks=["babyai.go-to-red-ball"])
+    assert main(["--prompt", str(demo), *runs]) == 2
+    assert "not trained on 'cartpole.balance'" in capsys.readouterr().err
+    assert main(["--prompt", str(demo), "--allow-unseen-task", *runs]) == 0
+    # A prompt with the wrong observation layout.
+    bad = tmp / "bad.pkl"
+    import pickle
+
+    data = pickle.loads(demo.read_bytes())
+    data["episode"]["observations"]["continuous_observations"] = np.zeros((30, 3), np.float32)
+    bad.write_bytes(pickle.dumps(data))
+    assert main(["--prompt", str(bad), "--allow-unseen-task", *runs]) == 2
+    assert "continuous_observations has shape (30, 3)" in capsys.readouterr().err
+
+
+def test_help_explains_every_flag(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for name in DeployArgs.__dataclass_fields__:
+        assert "--" + name.replace("_", "-") in text
+    assert "KV cache" in text and "newest checkpoint" in text

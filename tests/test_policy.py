@@ -1,0 +1,230 @@
+"""GatoPolicy: valid tokens only, the training layout, and cached == uncached acting."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from model_fixtures import OBS_SPEC, FakeText, debug_model
+
+from gato.envs.task import TaskInfo
+from gato.jat import Episode
+from gato.policy import GatoPolicy, sample_token
+from gato.sequence import Kind
+from gato.serialize import decode_action, tokenize_episode
+from gato.specs import ContinuousSpec, DiscreteSpec, action_token_bounds
+from gato.tokenizer import CONTINUOUS_OFFSET, NUM_BINS
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny matmuls on a shared 2-core machine: a second thread only spins against other jobs.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+MODEL = debug_model(0, block_size=32)
+
+
+def sharp_model():
+    """The debug model with O(1) activations: at GPT-2 init (std 0.02) every greedy action is
+    the same token, which would let a wrong memory pass the cached == uncached test."""
+    model = debug_model(1, block_size=32)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0, p.shape[-1] ** -0.5)
+    return model
+
+
+SHARP = sharp_model()
+
+STATE_SPEC = {"continuous_observations": ContinuousSpec((5,))}
+
+
+def task(action_spec, obs_spec=None) -> TaskInfo:
+    return TaskInfo("test.task", "dmc", None, obs_spec or STATE_SPEC, action_spec, 100)
+
+
+def state_obs(rng) -> dict:
+    return {"continuous_observations": rng.normal(size=5).astype(np.float32)}
+
+
+def rich_obs(rng) -> dict:
+    """One step of model_fixtures.OBS_SPEC: text, an image, discrete and continuous values."""
+    return {
+        "image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+        "state": rng.normal(size=3),
+        "grid": rng.integers(0, 10, 2),
+        "mission": "red ball",
+    }
+
+
+# ------------------------------------------------------------------------- valid tokens
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    lo=st.integers(0, 33000),
+    width=st.integers(1, 1024),
+    temperature=st.sampled_from([0.0, 0.1, 1.0, 5.0, 1e4]),
+    scale=st.sampled_from([1.0, 1e4, 1e30]),
+)
+def test_sample_token_stays_in_range_whatever_the_logits(seed, lo, width, temperature, scale):
+    hi = min(lo + width, 33025)
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(33025, generator=gen) * scale
+    logits[:lo] += 3 * scale  # invalid tokens are the most likely ones
+    logits[hi:] = float("inf") if seed % 2 else 3 * scale
+    token = sample_token(logits, lo, hi, greedy=False, temperature=temperature, generator=gen)
+    assert lo <= token < hi
+    assert lo <= sample_token(logits, lo, hi, greedy=True) < hi
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**31),
+    discrete=st.booleans(),
+    n=st.integers(1, 12),
+    dims=st.integers(1, 3),
+    temperature=st.sampled_from([0.5, 1.0, 3.0]),
+    greedy=st.booleans(),
+)
+def test_policy_never_emits_an_invalid_token(seed, discrete, n, dims, temperature, greedy):
+    spec = DiscreteSpec((dims,), n) if discrete else ContinuousSpec((dims,), -2.0, 0.5)
+    info = task(spec)
+    policy = GatoPolicy(SHARP, info, greedy=greedy, temperature=temperature, seed=seed)
+    lo, hi = action_token_bounds(spec)
+    rng = np.random.default_rng(seed)
+    for _ in range(6):
+        action = policy.act(state_obs(rng))
+        tokens = policy.last_action_tokens
+        assert tokens.shape == (dims,)
+        assert ((tokens >= lo) & (tokens < hi)).all()
+        if discrete:
+            assert action.dtype == np.int64 and ((action >= 0) & (action < n)).all()
+        else:
+            assert action.dtype == np.float32 and action.shape == (dims,)
+            assert ((action >= -2.0) & (action <= 0.5)).all()
+        np.testing.assert_array_equal(action, decode_action(tokens, spec))
+
+
+def test_discrete_scalar_action_is_an_int():
+    policy = GatoPolicy(MODEL, task(DiscreteSpec((), 7)), seed=0)
+    action = policy.act(state_obs(np.random.default_rng(0)))
+    assert type(action) is int and 0 <= action < 7
+
+
+def test_continuous_tokens_are_bins():
+    policy = GatoPolicy(MODEL, task(ContinuousSpec((4,))), temperature=2.0, seed=1)
+    policy.act(state_obs(np.random.default_rng(0)))
+    t = policy.last_action_tokens
+    assert ((t >= CONTINUOUS_OFFSET) & (t < CONTINUOUS_OFFSET + NUM_BINS)).all()
+
+
+# --------------------------------------------------------------------- layout and memory
+
+
+def test_stream_has_the_training_layout():
+    """What the policy feeds equals tokenize_episode of the same observations and actions."""
+    spec = ContinuousSpec((2,))
+    info = task(spec, OBS_SPEC)
+    policy = GatoPolicy(
+        MODEL, info, context_tokens=512, use_cache=False, seed=0, text_tokenizer=FakeText()
+    )
+    rng = np.random.default_rng(0)
+    steps = [rich_obs(rng) for _ in range(4)]
+    actions = np.stack([policy.act(o) for o in steps])
+    policy._feed(policy._pending.pop())  # the last action token is pending until the next step
+    stacked = {
+        k: [s[k] for s in steps] if k == "mission" else np.stack([s[k] for s in steps])
+        for k in OBS_SPEC
+    }
+    expected = tokenize_episode(stacked, actions, OBS_SPEC, spec, FakeText())
+    got = policy._stream
+    for name in ("tokens", "kinds", "local_positions", "timesteps"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+    np.testing.assert_array_equal(got.patches, expected.patches)
+
+
+def test_prompt_is_context_only_and_cut_to_prompt_tokens():
+    spec = ContinuousSpec((1,))
+    info = task(spec)
+    rng = np.random.default_rng(0)
+    demo = Episode(
+        "test.task",
+        {"continuous_observations": rng.normal(size=(50, 5))},
+        rng.uniform(-1, 1, (50, 1)),
+        np.ones(50, np.float32),
+    )
+    policy = GatoPolicy(MODEL, info, prompt_tokens=20, use_cache=False, seed=0)
+    policy.reset(demo)
+    assert policy.prompt_length == 20 and policy.tokens_fed == 20
+    prompt = policy._pending[0]
+    assert not prompt.loss_mask.any()
+    assert (prompt.kinds[:5] == Kind.CONTINUOUS).all() and prompt.kinds[5] == Kind.SEPARATOR
+    policy.act(state_obs(rng))
+    assert policy._stream.local_positions[20] == 0  # the episode's first step starts at 0
+    policy.reset()
+    assert policy.tokens_fed == 0 and policy.timestep == 0
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_cached_equals_uncached_greedy_after_sliding(discrete):
+    spec = DiscreteSpec((2,), 7) if discrete else ContinuousSpec((2,))
+    info = task(spec, OBS_SPEC)
+    ctx = 24  # steps are 16 tokens: the memory slides every other step
+    rng = np.random.default_rng(3)
+    n = 8
+    demo = Episode(
+        "test.task",
+        {
+            "image": rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+            "state": rng.normal(size=(n, 3)),
+            "grid": rng.integers(0, 10, (n, 2)),
+            "mission": ["door"] * n,
+        },
+        rng.integers(0, 7, (n, 2)) if discrete else rng.uniform(-1, 1, (n, 2)),
+        np.zeros(n, np.float32),
+    )
+    kwargs = dict(context_tokens=ctx, greedy=True, text_tokenizer=FakeText())
+    cached = GatoPolicy(SHARP, info, use_cache=True, **kwargs)
+    uncached = GatoPolicy(SHARP, info, use_cache=False, **kwargs)
+    for _ in range(2):  # a reset in between must forget everything
+        cached.reset(demo)
+        uncached.reset(demo)
+        seen = []
+        for _ in range(12):
+            obs = rich_obs(rng)
+            a, b = cached.act(obs), uncached.act(obs)
+            np.testing.assert_array_equal(cached.last_action_tokens, uncached.last_action_tokens)
+            np.testing.assert_array_equal(a, b)
+            seen.extend(cached.last_action_tokens.tolist())
+        assert len(set(seen)) >= 3  # the actions depend on the context: the check has teeth
+        assert cached.tokens_fed > 5 * ctx  # slid several times
+        assert cached._cache.pos + 1 == cached.tokens_fed
+        assert len(uncached._stream) == SHARP.config.n_layer * (ctx - 1) + 1
+
+
+def test_same_seed_same_actions_and_reset_reseeds():
+    info = task(ContinuousSpec((3,)))
+    obs = [state_obs(np.random.default_rng(i)) for i in range(5)]
+    a = GatoPolicy(MODEL, info, temperature=1.0, seed=7)
+    b = GatoPolicy(MODEL, info, temperature=1.0, seed=7)
+    first = [a.act(o) for o in obs]
+    np.testing.assert_array_equal(first, [b.act(o) for o in obs])
+    a.reset(seed=7)
+    np.testing.assert_array_equal(first, [a.act(o) for o in obs])
+
+
+def test_wrong_observation_layout_is_a_clear_error():
+    policy = GatoPolicy(MODEL, task(ContinuousSpec((1,))), seed=0)
+    with pytest.raises(ValueError, match="missing"):
+        policy.act({"image_observations": np.zeros((16, 16, 3), np.uint8)})
+    with pytest.raises(ValueError, match="shape"):
+        policy.act({"continuous_observations": np.zeros(4, np.float32)})

@@ -1,0 +1,68 @@
+"""`GatoInputs`: a :class:`gato.sequence.TokenBatch` as torch tensors, ready for the model.
+
+Conversion lives here, not in the model, so the model stays a pure nn.Module that only ever sees
+tensors. Next-token targets are derived here too: the target of position t is token t+1, counted
+only where loss_mask[t+1] is True (text and action tokens, spec section 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from gato.sequence import TokenBatch, TokenSequence, collate
+
+
+@dataclass
+class GatoInputs:
+    """B rows of T positions and the N image patches they reference, as tensors."""
+
+    tokens: torch.Tensor  # (B, T) int64; 0 at image-patch and padding positions
+    kinds: torch.Tensor  # (B, T) uint8 gato.sequence.Kind
+    local_positions: torch.Tensor  # (B, T) int64 position inside the timestep
+    loss_mask: torch.Tensor  # (B, T) bool, True where the token is a prediction target
+    patch_index: torch.Tensor  # (B, T) int64 row into `patches`, -1 where not a patch
+    patches: torch.Tensor  # (N, P, P, C) float32 scaled pixels
+    patch_rows: torch.Tensor  # (N, 2) float32 normalized [start, end) row interval
+    patch_cols: torch.Tensor  # (N, 2) float32 normalized [start, end) column interval
+
+    @classmethod
+    def from_batch(
+        cls, batch: TokenBatch, device: torch.device | str | None = None, non_blocking: bool = False
+    ) -> GatoInputs:
+        """Tensors on `device` (pinned-memory transfers can pass non_blocking=True)."""
+        values = {}
+        for f in fields(cls):
+            arr = np.ascontiguousarray(getattr(batch, f.name))
+            values[f.name] = torch.from_numpy(arr).to(device, non_blocking=non_blocking)
+        return cls(**values)
+
+    @classmethod
+    def from_sequences(
+        cls, seqs: list[TokenSequence], length: int | None = None, device=None
+    ) -> GatoInputs:
+        """Collate sequences (right-padded to `length`) and convert."""
+        return cls.from_batch(collate(seqs, length), device)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.tokens.shape)
+
+    def to(self, device, non_blocking: bool = False) -> GatoInputs:
+        return GatoInputs(
+            **{
+                f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+                for f in fields(self)
+            }
+        )
+
+    def next_token_targets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(targets, target_mask), both (B, T): targets[:, t] = tokens[:, t+1], counted where
+        loss_mask[:, t+1]; the last position has no target."""
+        targets = torch.zeros_like(self.tokens)
+        targets[:, :-1] = self.tokens[:, 1:]
+        mask = torch.zeros_like(self.loss_mask)
+        mask[:, :-1] = self.loss_mask[:, 1:]
+        return targets, mask

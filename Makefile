@@ -12,7 +12,7 @@ HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 PYTEST_ARGS ?=
 DATA_DIR ?= data
 
-.PHONY: install demo test test-fast lint bench data scores eval clean-venv
+.PHONY: install demo test test-fast lint bench data scores train eval clean-venv
 
 install: $(STAMP)
 
@@ -54,6 +54,29 @@ data: $(STAMP)
 ## scores: refresh gato/data/scores.json (random/expert return per task) from $(DATA_DIR)
 scores: data
 	$(BIN)/python -m gato.scores --update-from $(DATA_DIR)
+
+## train: pretrain Gato on $(DATA) with python -m gato.train (checkpoints, metrics.csv, TensorBoard
+## and loss.png in runs/<size>-<time>/, or --run-dir in ARGS). SIZE=debug|tiny|79M|364M|1.18B
+## (defaults from experiments/presets/$(SIZE).json), STEPS=n, NGPU=n GPUs on this machine
+## (torchrun), ARGS='--flag value ...' for anything else (python -m gato.train --help).
+## Resume: make train ARGS='--run-dir runs/X --resume'. Multi-node: on each node run
+##   torchrun --nnodes=N --nproc_per_node=G --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 \
+##     --rdzv-id=gato -m gato.train --size 1.18B --preset experiments/presets/1.18B.json
+SIZE ?= tiny
+DATA ?= $(DATA_DIR)
+NGPU ?= 1
+STEPS ?=
+ARGS ?=
+TRAIN_FLAGS = --size $(SIZE) --data-dir $(DATA) \
+	$(if $(wildcard experiments/presets/$(SIZE).json),--preset experiments/presets/$(SIZE).json) \
+	$(if $(STEPS),--steps $(STEPS)) $(ARGS)
+
+train: $(STAMP)
+ifeq ($(NGPU),1)
+	$(BIN)/python -m gato.train $(TRAIN_FLAGS)
+else
+	$(BIN)/torchrun --standalone --nproc_per_node=$(NGPU) -m gato.train $(TRAIN_FLAGS)
+endif
 
 ## eval: roll out a checkpoint (default: the newest under runs/) and report expert-normalized
 ## scores: make eval CKPT=runs/x TASKS=cartpole.balance,metaworld.reach EPISODES=50

@@ -69,6 +69,18 @@ def _as_is(item):
     return item
 
 
+def _die_with_parent(_worker_id: int) -> None:
+    """Ask Linux to SIGKILL this worker when the trainer dies: a trainer killed with SIGKILL
+    runs no cleanup, and its workers would otherwise block forever on a full queue."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def make_loader(
     sampler: SequenceSampler,
     start_step: int,
@@ -98,5 +110,6 @@ def make_loader(
         prefetch_factor=prefetch,
         persistent_workers=True,
         collate_fn=_as_is,
+        worker_init_fn=_die_with_parent,
     )
     return map(_to_numpy, loader)

@@ -1,0 +1,422 @@
+"""`python -m gato.train`: pretrain Gato on the collected data (GATO_SPEC.md sections 4, 7, 8).
+
+    python -m gato.train --size tiny --steps 300 --batch-size 16 --lr 1e-3      # one CPU/GPU
+    torchrun --standalone --nproc_per_node=8 -m gato.train --size 364M        # 8 GPUs
+    torchrun --nnodes=4 --nproc_per_node=8 --rdzv-backend=c10d \\
+        --rdzv-endpoint=HOST:29500 --rdzv-id=gato -m gato.train --size 1.18B   # 4 nodes
+    python -m gato.train --run-dir runs/tiny-XXXX --resume                    # continue exactly
+
+Components: the sampler (gato/data.py) builds rows as a pure function of (seed, step, row), so
+every rank builds exactly its rows of the global batch; gato/distributed.py wraps the model
+(DDP or FSDP2) and gathers full state dicts; gato/optim.py holds AdamW and the schedule;
+gato/checkpoint.py writes verified checkpoints; gato/train_log.py the CSV, TensorBoard and PNG.
+
+A step is one optimizer update on --batch-size sequences (global, over all ranks), computed as
+micro-batches of --micro-batch-size rows per device; the loss is exactly the mean over every
+target token of the global batch, whatever the split (see `train_step`). Resuming restores the
+weights, the optimizer, the step (the schedule and the data are functions of it) and the RNG
+states, and the random numbers of every step are derived from (seed, step, rank) anyway, so a
+resumed run repeats an uninterrupted one bit for bit on the same hardware.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from gato import distributed as D
+from gato.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from gato.config import SIZES, GatoConfig, get_config
+from gato.data import DataConfig, SampleBatch, SequenceSampler, make_loader
+from gato.datasets import MAKE_DATA_HINT
+from gato.inputs import GatoInputs
+from gato.model import Gato
+from gato.optim import build_optimizer, lr_at, set_lr
+from gato.train_args import TrainArgs, parse_args
+from gato.train_log import TrainLogger
+
+FAULT_ENV = "GATO_TRAIN_KILL_AFTER_CKPT"
+"""Test hook: SIGKILL the process right after the checkpoint of this step is written."""
+
+
+@dataclass
+class Plan:
+    """How the global batch is split: rows [rank * per_rank, (rank + 1) * per_rank) of every
+    step belong to this rank, in `accum` micro-batches of `micro` rows."""
+
+    micro: int
+    accum: int
+    rank: int
+    world_size: int
+
+    def __call__(self, step: int) -> list[range]:  # indices_for_step (picklable for workers)
+        base = self.rank * self.micro * self.accum
+        return [
+            range(base + j * self.micro, base + (j + 1) * self.micro) for j in range(self.accum)
+        ]
+
+
+def make_plan(args: TrainArgs, world: D.World) -> Plan:
+    micro = args.micro_batch_size or args.batch_size // world.world_size
+    if micro < 1 or args.batch_size % (micro * world.world_size):
+        raise SystemExit(
+            f"--batch-size {args.batch_size} must be a multiple of --micro-batch-size ({micro}) "
+            f"x world size ({world.world_size})"
+        )
+    return Plan(micro, args.batch_size // (micro * world.world_size), world.rank, world.world_size)
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The torch seed of one step on one rank (dropout, patch position sampling)."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def rng_states(world: D.World) -> dict:
+    states = {"torch": torch.get_rng_state()}
+    if world.device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(world.device)
+    return states
+
+
+def domain_losses(logits, targets, mask, domains: list[str], out: dict) -> None:
+    """Add each domain's sum of token losses and target count of one micro-batch to `out`."""
+    ce = F.cross_entropy(logits.float(), targets[mask], reduction="none")  # (M,)
+    rows = mask.nonzero()[:, 0]  # (M,) row of each target, the order of `logits`
+    for d in sorted(set(domains)):
+        in_d = torch.tensor([x == d for x in domains], device=ce.device)[rows]
+        out[d][0] += float(ce[in_d].sum())
+        out[d][1] += int(in_d.sum())
+
+
+def merge_domains(parts: list[dict], prefix: str) -> dict[str, float]:
+    """Per-rank {domain: [loss sum, count]} -> {prefix/domain: mean} and {prefix: mean}."""
+    total = defaultdict(lambda: [0.0, 0])
+    for part in parts:
+        for d, (s, n) in part.items():
+            total[d][0] += s
+            total[d][1] += n
+    out = {f"{prefix}/{d}": s / n for d, (s, n) in sorted(total.items()) if n}
+    n_all = sum(n for _, n in total.values())
+    if n_all:
+        out[prefix] = sum(s for s, _ in total.values()) / n_all
+    return out
+
+
+class Trainer:
+    def __init__(self, args: TrainArgs, world: D.World):
+        self.args, self.world = args, world
+        self.run_dir = Path(args.run_dir)
+        if not Path(args.data_dir).is_dir():
+            raise SystemExit(f"data folder {args.data_dir!r} does not exist: {MAKE_DATA_HINT}")
+        base = SIZES[args.size]
+        self.seq_len = args.seq_len or base.block_size
+        data = DataConfig(
+            data_dir=args.data_dir,
+            tasks=tuple(t for t in args.tasks.split(",") if t),
+            task_weights={k: float(v) for k, v in _pairs(args.task_weights)},
+            text_files=tuple(t for t in args.text_files.split(",") if t),
+            seq_len=self.seq_len,
+            prompt_prob=args.prompt_prob,
+            seed=args.seed,
+        )
+        self.sampler = SequenceSampler(data, "train")
+        try:
+            self.val_sampler = SequenceSampler(data, "val")
+        except ValueError:  # no task has enough episodes to hold one out
+            self.val_sampler = None
+        self.config: GatoConfig = get_config(
+            args.size, dropout=args.dropout, block_size=self.seq_len
+        )
+        self.plan = make_plan(args, world)
+        use_bf16 = args.dtype == "bf16" or (args.dtype == "auto" and world.device.type == "cuda")
+        self.amp_dtype = torch.bfloat16 if use_bf16 else None
+
+        torch.manual_seed(args.seed)  # the same initial weights on every rank
+        model = Gato(self.config)
+        self.flops_per_token = model.estimate_flops_per_token(self.seq_len)
+        self.num_params = model.num_params()
+        self.mode = D.choose_parallel(args.parallel, model, world)
+        if args.compile:  # per block: the embedding's data-dependent branches stay eager
+            for block in model.blocks:
+                block.compile()
+        self.model = D.parallelize(model, self.mode, world, self.amp_dtype)
+        fused = world.device.type == "cuda" and self.mode != "fsdp"
+        self.optimizer = build_optimizer(self.model, args.lr, args.weight_decay, fused=fused)
+        self.warmup = args.warmup_steps if args.warmup_steps >= 0 else min(15000, args.steps // 20)
+        self.decay = (
+            args.decay_steps
+            if args.decay_steps >= 0
+            else min(1_000_000, max(0, args.steps - self.warmup))
+        )
+        self.peak_flops = D.device_peak_flops(world.device, self.amp_dtype)
+
+    # ------------------------------------------------------------------------ one step
+
+    def autocast(self):
+        return torch.autocast(
+            self.world.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
+        )
+
+    def inputs(self, mb: SampleBatch):
+        inputs = GatoInputs.from_batch(mb.batch, self.world.device, non_blocking=True)
+        return inputs, *inputs.next_token_targets()
+
+    def train_step(self, step: int, micro: list[SampleBatch], domains: dict | None):
+        """One optimizer update; returns (loss tensor, grad norm tensor), without host syncs.
+
+        The model's loss is the mean over the targets of *its* micro-batch, and micro-batches
+        hold different numbers of targets (padding, prompts, observation-heavy windows). The
+        global batch loss is sum(token losses) / N, N = targets in the whole global batch. So
+        each micro-batch's mean is weighted by n_i / N (n_i its targets; N summed over this
+        rank's micro-batches, then all-reduced over ranks before any forward, from the input
+        masks alone). DDP and FSDP *average* gradients over ranks, so each rank's backward is
+        scaled by world_size to turn that average back into the sum. The result is the exact
+        gradient of the global mean, for any number of ranks and micro-batches."""
+        set_lr(
+            self.optimizer,
+            lr_at(step, self.args.lr, self.warmup, self.decay, self.args.min_lr_ratio),
+        )
+        torch.manual_seed(step_seed(self.args.seed, step, self.world.rank))
+        counts = [int(mb.batch.loss_mask[:, 1:].sum()) for mb in micro]  # next-token targets
+        total = torch.tensor(float(sum(counts)), device=self.world.device)
+        total = D.all_reduce_sum(total, self.world).clamp(min=1.0)
+        loss_sum = torch.zeros((), device=self.world.device)
+        for i, mb in enumerate(micro):
+            inputs, targets, mask = self.inputs(mb)
+            with D.no_sync(self.model, skip=i < len(micro) - 1):
+                with self.autocast():
+                    logits, loss = self.model(inputs, targets, mask)
+                share = loss * (counts[i] / total)  # this micro-batch's part of the global mean
+                (share * self.world.world_size).backward()
+            loss_sum += share.detach()
+            if domains is not None:
+                with torch.no_grad():
+                    domain_losses(logits.detach(), targets, mask, mb.domains, domains)
+        # A module no micro-batch used this step (the patch encoder, with no images in the whole
+        # batch) has no gradient: give it zeros, so that it still takes its AdamW step (weight
+        # decay, moment decay) as it does under FSDP, which always reduce-scatters zeros for it;
+        # then every parallel mode follows the same trajectory.
+        for p in self.model.parameters():
+            if p.grad is None and p.requires_grad:
+                p.grad = torch.zeros_like(p)
+        norm = D.clip_grad_norm(self.model, self.args.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return D.all_reduce_sum(loss_sum, self.world), norm
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Validation loss (overall and per domain) on a fixed set of held-out rows: the val
+        sampler's first --eval-batches global batches, split over ranks like training batches
+        (so the set does not depend on the world size or micro-batch size); eval mode (no
+        dropout, mean patch positions)."""
+        if self.val_sampler is None or self.args.eval_batches <= 0:
+            return {}
+        self.model.eval()
+        sums = defaultdict(lambda: [0.0, 0])
+        for j in range(self.args.eval_batches):
+            for rows in self.plan(j):
+                mb = self.val_sampler.rows(j, rows)
+                inputs, targets, mask = self.inputs(mb)
+                with self.autocast():
+                    logits, _ = self.model(inputs, targets, mask)
+                domain_losses(logits, targets, mask, mb.domains, sums)
+        self.model.train()
+        return merge_domains(D.gather_objects(dict(sums), self.world), "val_loss")
+
+    # --------------------------------------------------------------------- checkpoints
+
+    def save(self, step: int, extra: dict) -> None:
+        """A collective: every rank helps gather the full state; rank 0 writes it."""
+        model_state = D.full_model_state(self.model)
+        optim_state = D.full_optimizer_state(self.model, self.optimizer)
+        rngs = D.gather_objects(rng_states(self.world), self.world)
+        if self.world.is_main:
+            state = {
+                "args": asdict(self.args),
+                "sampler": self.sampler.state_dict(),
+                "world_size": self.world.world_size,
+                **extra,
+            }
+            save_checkpoint(
+                self.run_dir,
+                step,
+                model_state,
+                self.config,
+                state,
+                {"optimizer": optim_state, "rng": rngs},
+                self.args.keep_checkpoints,
+            )
+        D.barrier(self.world)
+        if os.environ.get(FAULT_ENV) == str(step):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def restore(self) -> dict:
+        """Load the newest checkpoint of the run folder; any problem is a SystemExit (never a
+        silent fresh start). Returns its JSON state."""
+        ckpt, info = None, {}
+        if self.world.is_main:
+            try:
+                ckpt = load_checkpoint(self.run_dir)
+                if ckpt.optimizer_state is None:
+                    raise CheckpointError(f"{ckpt.path} has no optimizer state to resume from")
+                info = {
+                    "state": ckpt.state,
+                    "config": ckpt.config.to_dict(),
+                    "path": str(ckpt.path),
+                }
+            except CheckpointError as e:
+                info = {"error": f"cannot resume from {self.run_dir}: {e}"}
+        info = D.broadcast_object(info, self.world)
+        if "error" in info:
+            raise SystemExit(info["error"])
+        if info["config"] != self.config.to_dict():
+            raise SystemExit(
+                f"{info['path']} holds a different model ({info['config']}) than "
+                f"these options build ({self.config.to_dict()})"
+            )
+        try:
+            self.sampler.load_state_dict(info["state"]["sampler"])
+        except ValueError as e:
+            raise SystemExit(f"cannot resume from {info['path']}: {e}") from e
+        D.load_full_state(
+            self.model,
+            self.optimizer,
+            ckpt.model_state if ckpt else {},
+            ckpt.optimizer_state["optimizer"] if ckpt else {},
+            self.world,
+        )
+        rngs = D.broadcast_object(ckpt.optimizer_state["rng"] if ckpt else None, self.world)
+        if len(rngs) == self.world.world_size:  # else: a new world size, new per-rank streams
+            torch.set_rng_state(rngs[self.world.rank]["torch"])
+            if "cuda" in rngs[self.world.rank] and self.world.device.type == "cuda":
+                torch.cuda.set_rng_state(rngs[self.world.rank]["cuda"], self.world.device)
+        if self.world.is_main:
+            print(f"resumed from {info['path']} (step {info['state']['step']})", flush=True)
+        return info["state"]
+
+    # ---------------------------------------------------------------------------- loop
+
+    def run(self) -> dict:
+        args, world = self.args, self.world
+        start, extra = 0, {"tokens": 0, "train_seconds": 0.0}
+        if args.resume:
+            state = self.restore()
+            start = int(state["step"])
+            extra = {k: state.get(k, v) for k, v in extra.items()}
+        elif list_checkpoints(self.run_dir):
+            raise SystemExit(
+                f"{self.run_dir} already has checkpoints: pass --resume to continue "
+                "that run, or choose another --run-dir"
+            )
+        log = TrainLogger(self.run_dir, world.is_main, start if args.resume else None)
+        if world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "args.json").write_text(json.dumps(asdict(args), indent=2) + "\n")
+            print(
+                f"gato.train: {args.size} ({self.num_params / 1e6:.1f}M params), "
+                f"{world.world_size} x {world.device.type} ({self.mode}), batch "
+                f"{args.batch_size} x {self.seq_len} = {self.plan.accum} x {self.plan.micro} "
+                f"rows per device, tasks {len(self.sampler.tasks)}, run {self.run_dir}",
+                flush=True,
+            )
+        if start == 0:
+            log.log(0, self.evaluate())
+        tokens_per_step = args.batch_size * self.seq_len
+        bar = tqdm(
+            total=args.steps,
+            initial=start,
+            unit="step",
+            disable=not world.is_main,
+            dynamic_ncols=True,
+        )
+        loader = make_loader(self.sampler, start, self.plan, args.num_workers)
+        window_loss, window_steps, window_t = 0.0, 0, time.perf_counter()
+        last = {}
+        step = start
+        try:
+            for step, micro in loader:
+                if step >= args.steps:
+                    break
+                done = step + 1
+                log_now = done % args.log_every == 0 or done == args.steps
+                domains = defaultdict(lambda: [0.0, 0]) if log_now else None
+                loss, norm = self.train_step(step, micro, domains)
+                window_loss += loss  # stays on the device: no sync until the log step
+                window_steps += 1
+                metrics = {}
+                if log_now:
+                    elapsed = time.perf_counter() - window_t
+                    tok_s = window_steps * tokens_per_step / max(elapsed, 1e-9)
+                    metrics = {
+                        "loss": float(window_loss) / window_steps,
+                        **merge_domains(D.gather_objects(dict(domains), world), "loss"),
+                        "lr": self.optimizer.param_groups[0]["lr"],
+                        "grad_norm": float(norm),
+                        "tokens_per_s": tok_s,
+                    }
+                    if self.peak_flops:
+                        metrics["mfu"] = (
+                            self.flops_per_token * tok_s / (self.peak_flops * world.world_size)
+                        )
+                    extra["train_seconds"] += elapsed
+                    bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{tok_s:,.0f}")
+                    window_loss, window_steps = 0.0, 0
+                extra["tokens"] += tokens_per_step
+                if done % args.eval_every == 0 or done == args.steps:
+                    metrics.update(self.evaluate())
+                if metrics:
+                    log.log(done, metrics)
+                    last.update(metrics)
+                bar.update(1)
+                if done % args.ckpt_every == 0 or done == args.steps:
+                    self.save(done, extra)
+                if log_now:
+                    window_t = time.perf_counter()  # eval and checkpoints are not train time
+        finally:
+            bar.close()
+            del loader  # stops the sampler's worker processes
+        plot = log.close()
+        if world.is_main:
+            print(
+                f"done: step {args.steps}, loss {last.get('loss', float('nan')):.4f}, val loss "
+                f"{last.get('val_loss', float('nan')):.4f}; curve {plot}; checkpoints in "
+                f"{self.run_dir / 'checkpoints'}",
+                flush=True,
+            )
+        return last
+
+
+def _pairs(text: str):
+    """'a=1,b=2' -> [('a', '1'), ('b', '2')]."""
+    return [tuple(p.split("=", 1)) for p in text.split(",") if p]
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    world = D.init_distributed(args.device)
+    try:
+        if not args.run_dir:
+            if args.resume:
+                raise SystemExit("--resume needs --run-dir (the run folder to continue)")
+            stamp = D.broadcast_object(time.strftime("%Y%m%d-%H%M%S"), world)
+            args.run_dir = f"runs/{args.size}-{stamp}"
+        return Trainer(args, world).run()
+    finally:
+        D.shutdown()
+
+
+if __name__ == "__main__":
+    main()

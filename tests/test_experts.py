@@ -42,8 +42,8 @@ def test_cartpole_balance_expert():
 
 
 def test_cartpole_swingup_expert():
-    expert = run_episodes("cartpole.swingup", "expert", episodes=1, seed=0)
-    assert expert.returns[0] > 780  # random: ~30
+    expert = run_episodes("cartpole.swingup", "expert", episodes=2, seed=16)
+    assert min(expert.returns) > 840  # random: ~30; seeds 16-17 failed with the old defaults
 
 
 def test_metaworld_expert_succeeds():
@@ -60,17 +60,60 @@ def test_babyai_bot_succeeds(task):
     assert min(expert.returns) > 0.5
 
 
-def test_pong_expert_scores_points():
-    """Over a short window the RAM controller returns serves, which random play almost never
-    does (random scores about -20 per game and wins ~0.3 points per game)."""
-    env = make_env("atari.pong", max_episode_steps=2000)
-    observation, _ = env.reset(seed=0)
-    expert = make_expert("atari.pong", env)
+def _play(task: str, steps: int, seed: int = 0) -> tuple[int, int]:
+    """Points won and lost by the expert over `steps` agent steps (sticky actions 0.25)."""
+    env = make_env(task, max_episode_steps=steps)
+    observation, _ = env.reset(seed=seed)
+    expert = make_expert(task, env)
     expert.reset(env, observation)
-    points = 0
-    for _ in range(2000):
+    won = lost = 0
+    for _ in range(steps):
         observation, reward, terminated, truncated, _ = env.step(expert.act(observation))
-        points += reward > 0
+        won, lost = won + max(reward, 0), lost + max(-reward, 0)
         if terminated or truncated:
             break
-    assert points >= 2
+    return won, lost
+
+
+def test_pong_expert_wins_more_points_than_it_loses():
+    """With sticky actions the paddle planner wins more points than it loses (20-episode mean
+    about +15, experiments/results/experts.md); random play loses about 20-0."""
+    won, lost = _play("atari.pong", 8000)  # seed 0: 8 won, 1 lost
+    assert won >= 5 and won > lost
+
+
+def test_breakout_and_boxing_experts_beat_random():
+    # Random play: Breakout ~1 point per episode, Boxing ~0.
+    breakout, _ = _play("atari.breakout", 1500)
+    assert breakout >= 20
+    won, lost = _play("atari.boxing", 1800)  # one full two-minute bout
+    assert won - lost >= 5
+
+
+@pytest.mark.slow
+def test_sac_trains_saves_and_loads(tmp_path, monkeypatch):
+    """`python -m gato.experts.sac` end to end on a tiny budget: the saved model is found at the
+    default path, loads through `make_expert` and acts within the action space (quality needs
+    ~300k steps)."""
+    from gato.experts import sac
+
+    monkeypatch.setattr(sac, "DEFAULT_DIR", tmp_path)
+    sac.main(["--task", "mujoco.hopper", "--steps", "300", "--eval-every", "300"])
+    assert (tmp_path / "mujoco.hopper.zip").exists() and has_expert("mujoco.hopper")
+    env = make_env("mujoco.hopper")
+    observation, _ = env.reset(seed=0)
+    expert = make_expert("mujoco.hopper", env)
+    expert.reset(env, observation)
+    for _ in range(5):
+        action = expert.act(observation)
+        assert env.action_space.contains(action)
+        observation, *_ = env.step(action)
+
+
+def test_babyai_bot_never_hangs_a_collection():
+    from gato.experts import babyai, has_expert
+
+    assert not has_expert("babyai.go-to-imp-unlock") and has_expert("babyai.go-to-local")
+    with pytest.raises(RuntimeError, match="planned for over"):
+        babyai._with_timeout(lambda: [x for x in iter(int, 1)], 0.2)  # an endless search
+    assert babyai._with_timeout(lambda: 7, 0.2) == 7

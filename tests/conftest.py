@@ -1,6 +1,14 @@
 """Shared test helpers."""
 
+import os
+
 import numpy as np
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two test workers on two cores: one compute thread each (subprocesses
+    # inherit it), rather than four threads fighting over two cores. Set before torch loads.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 import pytest
 
 

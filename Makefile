@@ -12,7 +12,7 @@ HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 PYTEST_ARGS ?=
 DATA_DIR ?= data
 
-.PHONY: install demo test test-fast lint bench data scores train eval clean-venv
+.PHONY: install demo test test-fast lint bench data scores train eval finetune fig9 clean-venv
 
 install: $(STAMP)
 
@@ -86,6 +86,25 @@ CKPT ?=
 eval: $(STAMP)
 	$(BIN)/python -m gato.evaluate $(if $(CKPT),--checkpoint $(CKPT),) \
 		--tasks $(TASKS) --episodes $(EPISODES) --workers 2 --data-dir $(DATA_DIR)
+
+## finetune: fine-tune on the first DEMOS expert episodes of a held-out task (spec section 8):
+## make finetune TASK=cartpole.swingup DEMOS=10 CKPT=runs/x   (no CKPT, or SCRATCH=1: fresh weights
+## of SIZE); FT_ARGS='--steps 2000 ...' for anything else (python -m gato.finetune --help)
+TASK ?= cartpole.swingup
+DEMOS ?= 10
+SCRATCH ?=
+FT_ARGS ?=
+finetune: $(STAMP)
+	$(BIN)/python -m gato.finetune --task $(TASK) --demos $(DEMOS) --data-dir $(DATA_DIR) \
+		$(if $(CKPT),--ckpt $(CKPT),--scratch) $(if $(SCRATCH),--scratch,) --size $(SIZE) $(FT_ARGS)
+
+## fig9: the paper's Figure 9, pretrained vs from scratch over demonstration budgets:
+## make fig9 CKPT=runs/x TASK=cartpole.swingup FIG9_DEMOS=1,10,100 SEEDS=2 FT_ARGS="--steps 2000"
+FIG9_DEMOS ?= 1,10,100
+SEEDS ?= 2
+fig9: $(STAMP)
+	$(BIN)/python experiments/fig9.py $(if $(CKPT),--ckpt $(CKPT),) --task $(TASK) \
+		--demos $(FIG9_DEMOS) --seeds $(SEEDS) --data-dir $(DATA_DIR) $(FT_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

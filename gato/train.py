@@ -118,31 +118,20 @@ class Trainer:
         self.run_dir = Path(args.run_dir)
         if not Path(args.data_dir).is_dir():
             raise SystemExit(f"data folder {args.data_dir!r} does not exist: {MAKE_DATA_HINT}")
-        base = SIZES[args.size]
-        self.seq_len = args.seq_len or base.block_size
-        data = DataConfig(
-            data_dir=args.data_dir,
-            tasks=tuple(t for t in args.tasks.split(",") if t),
-            task_weights={k: float(v) for k, v in _pairs(args.task_weights)},
-            text_files=tuple(t for t in args.text_files.split(",") if t),
-            seq_len=self.seq_len,
-            prompt_prob=args.prompt_prob,
-            seed=args.seed,
-        )
+        self.config: GatoConfig = self.model_config()
+        self.seq_len = self.config.block_size
+        data = self.data_config()
         self.sampler = SequenceSampler(data, "train")
         try:
             self.val_sampler = SequenceSampler(data, "val")
         except ValueError:  # no task has enough episodes to hold one out
             self.val_sampler = None
-        self.config: GatoConfig = get_config(
-            args.size, dropout=args.dropout, block_size=self.seq_len
-        )
         self.plan = make_plan(args, world)
         use_bf16 = args.dtype == "bf16" or (args.dtype == "auto" and world.device.type == "cuda")
         self.amp_dtype = torch.bfloat16 if use_bf16 else None
 
         torch.manual_seed(args.seed)  # the same initial weights on every rank
-        model = Gato(self.config)
+        model = self.build_model()
         self.flops_per_token = model.estimate_flops_per_token(self.seq_len)
         self.num_params = model.num_params()
         self.mode = D.choose_parallel(args.parallel, model, world)
@@ -159,6 +148,34 @@ class Trainer:
             else min(1_000_000, max(0, args.steps - self.warmup))
         )
         self.peak_flops = D.device_peak_flops(world.device, self.amp_dtype)
+
+    # ------------------------------------------------------- what to train (fine-tuning overrides)
+
+    def model_config(self) -> GatoConfig:
+        """The architecture: --size with --dropout, block_size = --seq-len (0: the size's)."""
+        base = SIZES[self.args.size]
+        return get_config(
+            self.args.size,
+            dropout=self.args.dropout,
+            block_size=self.args.seq_len or base.block_size,
+        )
+
+    def data_config(self) -> DataConfig:
+        """Where the training sequences come from (gato/data.py)."""
+        args = self.args
+        return DataConfig(
+            data_dir=args.data_dir,
+            tasks=tuple(t for t in args.tasks.split(",") if t),
+            task_weights={k: float(v) for k, v in _pairs(args.task_weights)},
+            text_files=tuple(t for t in args.text_files.split(",") if t),
+            seq_len=self.seq_len,
+            prompt_prob=args.prompt_prob,
+            seed=args.seed,
+        )
+
+    def build_model(self) -> Gato:
+        """The initial model (seeded by the caller): fresh weights of self.config."""
+        return Gato(self.config)
 
     # ------------------------------------------------------------------------ one step
 
@@ -217,11 +234,11 @@ class Trainer:
         return D.all_reduce_sum(loss_sum, self.world), norm
 
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, step: int = 0) -> dict[str, float]:
         """Validation loss (overall and per domain) on a fixed set of held-out rows: the val
         sampler's first --eval-batches global batches, split over ranks like training batches
         (so the set does not depend on the world size or micro-batch size); eval mode (no
-        dropout, mean patch positions)."""
+        dropout, mean patch positions). `step`: the optimizer steps done (for overrides)."""
         if self.val_sampler is None or self.args.eval_batches <= 0:
             return {}
         self.model.eval()
@@ -333,7 +350,7 @@ class Trainer:
                 flush=True,
             )
         if start == 0:
-            log.log(0, self.evaluate())
+            log.log(0, self.evaluate(0))
         tokens_per_step = args.batch_size * self.seq_len
         bar = tqdm(
             total=args.steps,
@@ -376,7 +393,7 @@ class Trainer:
                     window_loss, window_steps = 0.0, 0
                 extra["tokens"] += tokens_per_step
                 if done % args.eval_every == 0 or done == args.steps:
-                    metrics.update(self.evaluate())
+                    metrics.update(self.evaluate(done))
                 if metrics:
                     log.log(done, metrics)
                     last.update(metrics)

@@ -16,8 +16,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
         check=True,
     )
     (found,) = out.glob("gato-*.whl")
@@ -44,8 +54,18 @@ def test_wheel_holds_the_package_its_data_and_the_text_model(wheel):
 def test_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
     prefix = tmp_path / "prefix"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-         "--prefix", str(prefix), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--prefix",
+            str(prefix),
+            str(wheel),
+        ],
         check=True,
     )
     # A bare interpreter whose sys.prefix is `prefix`: the wheel's own files come first; the
@@ -53,7 +73,8 @@ def test_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
     site = prefix / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     deps = sysconfig.get_paths()["purelib"]
     script = (
-        "import sys; sys.prefix = sys.argv[1]; sys.path[:0] = [sys.argv[2]]; sys.path.append(sys.argv[3]);"
+        "import sys; sys.prefix = sys.argv[1]; sys.path[:0] = [sys.argv[2]];"
+        "sys.path.append(sys.argv[3]);"
         "import gato, gato.text, gato.tokenizer as tk;"
         "assert gato.__file__.startswith(sys.argv[2]), gato.__file__;"
         "p = gato.text.default_model_path(); assert str(p).startswith(sys.argv[1]), p;"
@@ -63,7 +84,10 @@ def test_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GATO_SPM_MODEL")}
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-c", script, str(prefix), str(site), deps],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok")

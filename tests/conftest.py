@@ -30,3 +30,27 @@ class CharTokenizer:
 @pytest.fixture
 def chars() -> CharTokenizer:
     return CharTokenizer()
+
+
+# Small real expert datasets, collected once per test worker into a temporary folder, so that no
+# test reads the git-ignored data/ of a developer's checkout (a clean clone has none).
+_SMALL_SUITE = {
+    "cartpole.balance": dict(episodes=3, max_steps=200),
+    "babyai.go-to-red-ball": dict(episodes=4),
+    "babyai.open": dict(episodes=3),
+    "atari.pong": dict(episodes=2, max_steps=300),
+}
+
+
+@pytest.fixture(scope="session")
+def collected(tmp_path_factory):
+    """A data folder with the tasks of `_SMALL_SUITE`, collected by the project's experts."""
+    from gato.collect import collect_task
+    from gato.envs import get_task
+
+    root = tmp_path_factory.mktemp("collected")
+    for task, options in _SMALL_SUITE.items():
+        collect_task(
+            get_task(task), data_dir=root, workers=1, random_episodes=1, progress=False, **options
+        )
+    return root

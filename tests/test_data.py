@@ -20,7 +20,6 @@ from gato.sequence import Kind, TokenSequence
 from gato.serialize import tokenize_document
 from gato.specs import ContinuousSpec, DiscreteSpec, ImageSpec, TextSpec
 
-REAL_DATA = Path(__file__).resolve().parents[1] / "data"
 VECTOR, IMAGE, TEXT_OBS = "cartpole.fake", "atari.fake", "babyai.fake"
 SPECS = {
     VECTOR: ("dmc", {"continuous_observations": ContinuousSpec((5,))}, ContinuousSpec((1,))),
@@ -322,13 +321,8 @@ def test_clear_errors(tmp_path, data):
         SequenceSampler(config(data, max_prompt_frac=1.0))
 
 
-@pytest.mark.skipif(
-    not (REAL_DATA / "babyai.open" / "metadata.json").is_file()
-    or not (REAL_DATA / "cartpole.balance" / "metadata.json").is_file(),
-    reason="no `make data` data in the repository",
-)
-def test_real_data_with_sentencepiece():
-    cfg = DataConfig(data_dir=str(REAL_DATA), tasks=("cartpole.balance", "babyai.open"))
+def test_real_data_with_sentencepiece(collected):
+    cfg = DataConfig(data_dir=str(collected), tasks=("cartpole.balance", "babyai.open"))
     sampler = SequenceSampler(cfg)
     batch = sampler.rows(0, range(8))
     assert batch.batch.shape == (8, 1024)
@@ -337,11 +331,8 @@ def test_real_data_with_sentencepiece():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (REAL_DATA / "atari.pong" / "metadata.json").is_file(), reason="no Pong data (`make data`)"
-)
-def test_real_pong_rows():
-    cfg = DataConfig(data_dir=str(REAL_DATA), tasks=("atari.pong",), prompt_prob=0.5)
+def test_real_pong_rows(collected):
+    cfg = DataConfig(data_dir=str(collected), tasks=("atari.pong",), prompt_prob=0.5)
     sampler = SequenceSampler(cfg)
     for index in range(8):
         seq, _, prompt = sampler.sample(0, index)

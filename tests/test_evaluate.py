@@ -2,7 +2,6 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from test_deploy import write_checkpoint
@@ -24,7 +23,6 @@ TABLE = {
     "b.one": {"random": 0.0, "expert": 1.0},
     "b.flat": {"random": 5.0, "expert": 5.0},  # undefined score: reported as None
 }
-DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def rows():
@@ -114,9 +112,9 @@ def run_eval(tmp_path, workers: int, out: str):
 
 
 @pytest.fixture
-def eval_setup(tmp_path):
+def eval_setup(tmp_path, collected):
     write_checkpoint(tmp_path / "runs" / "r1", tasks=["cartpole.balance"])
-    shutil.copytree(DATA / "cartpole.balance", tmp_path / "data" / "cartpole.balance")
+    shutil.copytree(collected / "cartpole.balance", tmp_path / "data" / "cartpole.balance")
     return tmp_path
 
 

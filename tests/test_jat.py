@@ -163,12 +163,6 @@ def test_episode_to_sequence_is_valid(tmp_path):
 
 
 def test_episode_to_sequence_default_tokenizer():
-    from gato.text import default_model_path
-
-    try:
-        default_model_path()
-    except FileNotFoundError:
-        pytest.skip("the SentencePiece model is not trained yet")
     jat.episode_to_sequence(make_episode(t=2), ALL_MODALITIES).validate()
 
 

@@ -4,7 +4,6 @@ import os
 import pathlib
 import pickle
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,8 +22,6 @@ from gato.prompts import (
     steps_for_tokens,
     truncate_episode,
 )
-
-DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def cartpole_episode(steps: int = 6, seed: int = 0) -> Episode:
@@ -181,8 +178,10 @@ def test_ranking_and_truncation():
     assert steps_for_tokens(get_task("cartpole.balance"), 70) == 10  # 5 + '|' + 1 per step
 
 
-def test_command_writes_the_best_collected_episode(tmp_path, capsys):
-    shutil.copytree(DATA / "babyai.go-to-red-ball", tmp_path / "data" / "babyai.go-to-red-ball")
+def test_command_writes_the_best_collected_episode(tmp_path, capsys, collected):
+    shutil.copytree(
+        collected / "babyai.go-to-red-ball", tmp_path / "data" / "babyai.go-to-red-ball"
+    )
     out = tmp_path / "demo.npz"
     assert (
         main(

@@ -19,7 +19,6 @@ it stopped. Flags this script does not know are passed to every `python -m gato.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -70,22 +69,9 @@ class Fig9Args:
 
 
 def parse(argv=None) -> tuple[Fig9Args, list[str]]:
-    from gato.deploy import field_docs
+    from gato.cli import dataclass_parser
 
-    parser = argparse.ArgumentParser(
-        prog="python experiments/fig9.py",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    docs = field_docs(Fig9Args)
-    for name, default in vars(Fig9Args()).items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(default, bool):
-            parser.add_argument(flag, action="store_true", help=docs[name])
-        else:
-            parser.add_argument(
-                flag, type=type(default), default=default, help=f"{docs[name]} (default: {default})"
-            )
+    parser = dataclass_parser(Fig9Args, "python experiments/fig9.py", __doc__)
     known, rest = parser.parse_known_args(argv)
     args = Fig9Args(**vars(known))
     if not args.ckpt and args.no_scratch:

@@ -15,10 +15,9 @@ from the experts; the demo shows the whole pipeline working, and its table says 
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from gato.collect import collect_task
@@ -54,33 +53,9 @@ class DemoArgs:
 
 
 def parse_args(argv=None) -> DemoArgs:
-    parser = argparse.ArgumentParser(
-        prog="python -m gato.demo",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    docs = _field_docs()
-    for f in fields(DemoArgs):
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}",
-            type=type(f.default),
-            default=f.default,
-            help=f"{docs[f.name]} (default: {f.default})",
-        )
-    return DemoArgs(**vars(parser.parse_args(argv)))
+    from gato.cli import parse_dataclass_args
 
-
-def _field_docs() -> dict[str, str]:
-    """The docstring under each DemoArgs field, for --help."""
-    import ast
-    import inspect
-
-    body = ast.parse(inspect.getsource(DemoArgs)).body[0].body
-    return {
-        node.target.id: nxt.value.value
-        for node, nxt in zip(body, body[1:], strict=False)
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr)
-    }
+    return parse_dataclass_args(DemoArgs, argv, "python -m gato.demo", __doc__)[0]
 
 
 def _stage(number: int, text: str) -> None:

@@ -10,18 +10,16 @@ without a score entry) and the median wall time per action. Make a prompt file w
 
 from __future__ import annotations
 
-import argparse
-import ast
-import inspect
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from gato.cli import parse_dataclass_args
 from gato.prompts import Prompt, PromptError, load_prompt  # noqa: F401 (re-exported)
 
 DEFAULT_RUNS_DIR = "runs"
@@ -68,35 +66,6 @@ class DeployArgs:
 
 
 # ------------------------------------------------------------------- dataclass -> argparse
-
-
-def field_docs(cls) -> dict[str, str]:
-    """The docstring under each field of a dataclass (one line each), for --help."""
-    body = ast.parse(inspect.getsource(cls)).body[0].body
-    docs = {}
-    for node, nxt in zip(body, body[1:], strict=False):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
-            docs[node.target.id] = str(nxt.value.value).strip()
-    return docs
-
-
-def parse_dataclass_args(cls, argv, prog: str, description: str):
-    """Parse argv into `cls`: one --flag per field, its docstring as help."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    docs = field_docs(cls)
-    kinds = {"int": int, "float": float, "str": str}
-    for f in fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        default = None if f.default is MISSING else f.default
-        if f.type == "bool":
-            parser.add_argument(flag, action="store_true", help=docs[f.name])
-            continue
-        kind = kinds[str(f.type).split(" |")[0]]
-        shown = "" if default is None else f" (default: {default})"
-        parser.add_argument(flag, type=kind, default=default, help=docs[f.name] + shown)
-    return cls(**vars(parser.parse_args(argv))), parser
 
 
 # ------------------------------------------------------------------------------ checkpoints

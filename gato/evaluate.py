@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gato.deploy import DEFAULT_RUNS_DIR, checkpoint_tasks, newest_checkpoint, parse_dataclass_args
+from gato.cli import parse_dataclass_args
+from gato.deploy import DEFAULT_RUNS_DIR, checkpoint_tasks, newest_checkpoint
 from gato.evaluate_workers import PolicyOptions, RolloutJob
 
 EVAL_SEED_OFFSET = 2_000_000  # collection uses seeds from 0, random-policy returns 1,000,000+

@@ -8,11 +8,10 @@ batch 64, 10,000 steps, dropout 0.1; AdamW otherwise as in pretraining (gato/opt
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
+from gato.cli import dataclass_parser, parse_dataclass_args
 from gato.config import SIZES
-from gato.deploy import field_docs
 from gato.train_args import TrainArgs
 
 
@@ -97,42 +96,15 @@ CHOICES = {
 def build_parser() -> argparse.ArgumentParser:
     from gato import finetune
 
-    parser = argparse.ArgumentParser(
-        prog="python -m gato.finetune",
-        description=finetune.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    docs = field_docs(FinetuneArgs)
-    for f in fields(FinetuneArgs):
-        flag = f"--{f.name.replace('_', '-')}"
-        if isinstance(f.default, bool):
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=f.default, help=docs[f.name]
-            )
-        else:
-            parser.add_argument(
-                flag,
-                type=type(f.default),
-                default=f.default,
-                choices=CHOICES.get(f.name),
-                help=f"{docs[f.name]} (default: %(default)s)",
-            )
-    return parser
+    return dataclass_parser(FinetuneArgs, "python -m gato.finetune", finetune.__doc__, CHOICES)
 
 
 def parse_args(argv=None) -> FinetuneArgs:
-    parser = build_parser()
-    first = parser.parse_args(argv)
-    if first.preset:
-        with open(first.preset) as f:
-            preset = json.load(f)
-        preset.pop("comment", None)
-        unknown = sorted(set(preset) - {f.name for f in fields(FinetuneArgs)})
-        if unknown:
-            parser.error(f"{first.preset}: unknown options {unknown}")
-        parser.set_defaults(**preset)
-        first = parser.parse_args(argv)
-    args = FinetuneArgs(**vars(first))
+    from gato import finetune
+
+    args, parser = parse_dataclass_args(
+        FinetuneArgs, argv, "python -m gato.finetune", finetune.__doc__, CHOICES
+    )
     checks = {
         "demos": args.demos >= 1,
         "steps": args.steps >= 1,

@@ -9,11 +9,9 @@ on the command line override the preset.
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
-import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
+from gato.cli import dataclass_parser, parse_dataclass_args
 from gato.config import SIZES
 from gato.distributed import PARALLEL_MODES
 
@@ -86,16 +84,6 @@ class TrainArgs:
     """share of sequences that start with a prompt from another episode (0: no prompts)"""
 
 
-def _field_docs() -> dict[str, str]:
-    """The docstring under each TrainArgs field, for --help."""
-    body = ast.parse(inspect.getsource(TrainArgs)).body[0].body
-    return {
-        node.target.id: nxt.value.value
-        for node, nxt in zip(body, body[1:], strict=False)
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr)
-    }
-
-
 CHOICES = {
     "size": sorted(SIZES),
     "dtype": ["auto", "fp32", "bf16"],
@@ -107,43 +95,13 @@ CHOICES = {
 def build_parser() -> argparse.ArgumentParser:
     from gato import train
 
-    parser = argparse.ArgumentParser(
-        prog="python -m gato.train",
-        description=train.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    docs = _field_docs()
-    for f in fields(TrainArgs):
-        flag = f"--{f.name.replace('_', '-')}"
-        if isinstance(f.default, bool):
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=f.default, help=docs[f.name]
-            )
-        else:
-            parser.add_argument(
-                flag,
-                type=type(f.default),
-                default=f.default,
-                choices=CHOICES.get(f.name),
-                help=f"{docs[f.name]} (default: %(default)s)",
-            )
-    return parser
+    return dataclass_parser(TrainArgs, "python -m gato.train", train.__doc__, CHOICES)
 
 
 def parse_args(argv=None) -> TrainArgs:
-    parser = build_parser()
-    first = parser.parse_args(argv)
-    if first.preset:
-        with open(first.preset) as f:
-            preset = json.load(f)
-        known = {f.name for f in fields(TrainArgs)}
-        unknown = sorted(set(preset) - known - {"comment"})
-        if unknown:
-            raise SystemExit(f"{first.preset}: unknown options {unknown}")
-        preset.pop("comment", None)
-        parser.set_defaults(**preset)
-        first = parser.parse_args(argv)
-    args = TrainArgs(**vars(first))
+    from gato import train
+
+    args, _ = parse_dataclass_args(TrainArgs, argv, "python -m gato.train", train.__doc__, CHOICES)
     checks = {
         "steps": args.steps >= 1,
         "batch_size": args.batch_size >= 1,

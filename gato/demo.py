@@ -36,7 +36,7 @@ class DemoArgs:
     """expert episodes collected per task"""
     size: str = "debug"
     """model size from gato.config.SIZES"""
-    steps: int = 400
+    steps: int = 1500
     """training steps"""
     batch_size: int = 16
     """sequences per training step"""

@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 
 from gato.datasets import MAKE_DATA_HINT, read_metadata, task_dir
 from gato.jat import Episode, episode_observations, shard_episode_indices, shard_paths
-from gato.sequence import Kind, TokenSequence
-from gato.serialize import tokenize_episode
+from gato.sequence import TokenSequence
+from gato.serialize import document_sequence, tokenize_episode
 from gato.specs import ImageSpec, TextSpec, ordered_leaves, spec_from_dict
 
 
@@ -236,16 +236,5 @@ class Documents:
         return len(self.ids[i])
 
     def tokens(self, i: int, start: int, stop: int) -> TokenSequence:
-        """Tokens [start, stop) of document i; the layout of ``tokenize_document``."""
-        ids = self.ids[i][start:stop].astype(np.int64)
-        n = len(ids)
-        return TokenSequence(
-            tokens=ids,
-            kinds=np.full(n, Kind.TEXT, np.uint8),
-            local_positions=np.zeros(n, np.int64),
-            loss_mask=np.ones(n, bool),
-            timesteps=np.zeros(n, np.int64),
-            patches=np.zeros((0, 16, 16, 3), np.float32),
-            patch_rows=np.zeros((0, 2), np.float32),
-            patch_cols=np.zeros((0, 2), np.float32),
-        )
+        """Tokens [start, stop) of document i, laid out as ``tokenize_document`` does."""
+        return document_sequence(self.ids[i][start:stop])

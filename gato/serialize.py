@@ -277,7 +277,12 @@ def tokenize_document(text: str, text_tokenizer=None) -> TokenSequence:
     """A text document: every token is a target; no timestep structure (local position 0)."""
     if not isinstance(text, str):
         raise ValueError(f"a document must be a str, got {type(text).__name__}")
-    tokens = _text_tokenizer(text_tokenizer).encode(text)
+    return document_sequence(_text_tokenizer(text_tokenizer).encode(text))
+
+
+def document_sequence(ids) -> TokenSequence:
+    """Text token ids laid out as (part of) a document: all targets, local position 0."""
+    tokens = np.asarray(ids, np.int64)
     n = tokens.shape[0]
     return TokenSequence(
         tokens=tokens,

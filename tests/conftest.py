@@ -4,11 +4,11 @@ import os
 
 import numpy as np
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # `make test` runs two test workers on two cores: one compute thread each (subprocesses
-    # inherit it), rather than four threads fighting over two cores. Set before torch loads.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("MKL_NUM_THREADS", "1")
+# One compute thread per test process (subprocesses inherit it; set before torch loads): `make
+# test` runs two workers on two cores, and the tests' matrices are tiny, so a second thread per
+# process would only fight the other worker for a core.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 import pytest
 
 

@@ -6,13 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from gato import collect
 from gato import datasets as store
+from gato.envs.task import TaskInfo
 from gato.jat import CONTINUOUS_OBS, TEXT_OBS, iter_episodes, shard_paths
 from gato.specs import ContinuousSpec, DiscreteSpec, TextSpec
 
@@ -22,17 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ----------------------------------------------------------------- a tiny fake task (no gym)
 
 
-@dataclass(frozen=True)
-class FakeTaskInfo:
-    name: str
-    family: str
-    jat_name: str | None
-    obs_spec: dict
-    action_spec: object
-    max_episode_steps: int
-
-
-FAKE = FakeTaskInfo(
+FAKE = TaskInfo(
     name="fake.target",
     family="fake",
     jat_name=None,

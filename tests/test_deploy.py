@@ -17,14 +17,6 @@ from gato.prompts import save_prompt
 TASKS = ["cartpole.balance", "babyai.go-to-red-ball"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def write_checkpoint(run_dir, step: int = 1, tasks=TASKS):
     torch.manual_seed(0)
     cfg = get_config("debug", block_size=48)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from gato import jat
+from gato.envs.task import TaskInfo
 from gato.jat import (
     CONTINUOUS_ACT,
     CONTINUOUS_OBS,
@@ -23,24 +22,12 @@ from gato.sequence import Kind
 from gato.specs import ContinuousSpec, DiscreteSpec, ImageSpec, TextSpec
 
 
-@dataclass(frozen=True)
-class FakeTaskInfo:
-    """Stands in for gato.envs.TaskInfo (same fields)."""
-
-    name: str
-    family: str
-    jat_name: str | None
-    obs_spec: dict
-    action_spec: object
-    max_episode_steps: int
-
-
 class FakeTextTokenizer:
     def encode(self, text: str) -> np.ndarray:
         return np.array([ord(c) % 100 for c in text], np.int64)
 
 
-ALL_MODALITIES = FakeTaskInfo(
+ALL_MODALITIES = TaskInfo(
     name="fake.all",
     family="fake",
     jat_name=None,
@@ -168,7 +155,7 @@ def test_episode_to_sequence_default_tokenizer():
 
 # ------------------------------------------------------------------------- the hub loader
 
-ATARI = FakeTaskInfo(
+ATARI = TaskInfo(
     name="atari.fake",
     family="atari",
     jat_name="atari-fake",
@@ -176,7 +163,7 @@ ATARI = FakeTaskInfo(
     action_spec=DiscreteSpec((), 6),
     max_episode_steps=100,
 )
-METAWORLD = FakeTaskInfo(
+METAWORLD = TaskInfo(
     name="metaworld.fake",
     family="metaworld",
     jat_name="metaworld-fake",

@@ -15,16 +15,6 @@ from gato.serialize import decode_action, tokenize_episode
 from gato.specs import ContinuousSpec, DiscreteSpec, action_token_bounds
 from gato.tokenizer import CONTINUOUS_OFFSET, NUM_BINS
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny matmuls on a shared 2-core machine: a second thread only spins against other jobs.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 MODEL = debug_model(0, block_size=32)
 
 

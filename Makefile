@@ -12,7 +12,7 @@ HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 PYTEST_ARGS ?=
 DATA_DIR ?= data
 
-.PHONY: install demo test test-fast lint bench data scores train eval finetune fig9 clean-venv
+.PHONY: install demo test test-fast lint bench data scores train eval finetune fig9 reproduce-cpu clean-venv
 
 install: $(STAMP)
 
@@ -105,6 +105,13 @@ SEEDS ?= 2
 fig9: $(STAMP)
 	$(BIN)/python experiments/fig9.py $(if $(CKPT),--ckpt $(CKPT),) --task $(TASK) \
 		--demos $(FIG9_DEMOS) --seeds $(SEEDS) --data-dir $(DATA_DIR) $(FT_ARGS)
+
+## reproduce-cpu: issue 7's proof on a 2-core CPU, about 3 hours (experiments/results/cpu-proof.md):
+## expert data, pretraining with and without prompts, evaluations, Figure 9 on cartpole.swingup.
+## Rerunning skips what is done; PROOF_ARGS='--stages eval,report ...' (experiments/cpu_proof.py --help)
+PROOF_ARGS ?=
+reproduce-cpu: $(STAMP)
+	$(BIN)/python experiments/cpu_proof.py --data-dir $(DATA_DIR) $(PROOF_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

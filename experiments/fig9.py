@@ -11,10 +11,12 @@ over seeds with the min-max spread. Written to --out: fig9_<task>.md (table), .p
 
 Budgets larger than the filtered demonstrations in --data-dir are skipped with a message (listed
 in the outputs) unless --collect is given, which collects more expert episodes into --data-dir
-first: the data folder is only written when asked. Runs live in --runs-dir/<task>/<init>-d<N>-s<S>;
-a finished run (its finetune.json marked complete) is reused, so a stopped sweep picks up where
-it stopped. Flags this script does not know are passed to every `python -m gato.finetune` run
-(e.g. --batch-size 16 --lr 1e-4 --eval-workers 1); see `python -m gato.finetune --help`.
+first: the data folder is only written when asked. --no-scratch and --no-pretrained split the
+sweep between two processes (two cores); a last run without them reuses both halves. Runs live
+in --runs-dir/<task>/<init>-d<N>-s<S>; a finished run (its finetune.json marked complete) is
+reused, so a stopped sweep picks up where it stopped. Flags this script does not know are passed
+to every `python -m gato.finetune` run (e.g. --batch-size 16 --lr 1e-4 --eval-workers 1);
+see `python -m gato.finetune --help`.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class Fig9Args:
     """where the table, figure and JSON go"""
     no_scratch: bool = False
     """only the pretrained runs"""
+    no_pretrained: bool = False
+    """only the from-scratch runs (e.g. in a second process beside a --no-scratch one)"""
 
 
 def parse(argv=None) -> tuple[Fig9Args, list[str]]:
@@ -76,6 +80,8 @@ def parse(argv=None) -> tuple[Fig9Args, list[str]]:
     args = Fig9Args(**vars(known))
     if not args.ckpt and args.no_scratch:
         parser.error("--no-scratch needs --ckpt: there would be nothing to run")
+    if args.no_scratch and args.no_pretrained:
+        parser.error("--no-scratch with --no-pretrained leaves nothing to run")
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
     return args, rest
@@ -218,6 +224,7 @@ def main(argv=None) -> dict:
     args.task = canonical_name(args.task)
     inits = [i for i in INITS if (i != "pretrained" or args.ckpt)]
     inits = [i for i in inits if not (i == "scratch" and args.no_scratch)]
+    inits = [i for i in inits if not (i == "pretrained" and args.no_pretrained)]
     results, skipped, config, ft = {}, [], {}, {}
     start = time.time()
     for demos in budgets(args.demos):

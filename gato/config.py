@@ -97,6 +97,17 @@ SIZES: dict[str, GatoConfig] = {
         block_size=128,
         max_local_positions=128,
     ),
+    # Four narrow layers (~0.8M in the decoder, 4.2M in the tied token table): the size whose
+    # multi-task pretraining fits in an hour on two CPU cores (experiments/results/cpu-proof.md).
+    "small": GatoConfig(
+        n_layer=4,
+        n_head=4,
+        d_model=128,
+        d_ff=512,
+        d_head=32,
+        block_size=256,
+        max_local_positions=128,
+    ),
     # A few M parameters in the decoder (the tied 33k-token table adds ~8.5M): CPU experiments.
     "tiny": GatoConfig(n_layer=4, n_head=4, d_model=256, d_ff=1024, d_head=64, block_size=512),
     # The paper's Table 5.

@@ -167,19 +167,25 @@ def test_fig9_end_to_end(data_dir, pretrained, tmp_path):
            "--out", str(tmp_path / "out"), "--batch-size", "2", "--eval-workers", "1",
            "--eval-max-steps", "3", "--device", "cpu"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
     stem = tmp_path / "out" / f"fig9_{TASK}"
-    report = json.loads(Path(f"{stem}.json").read_text())
-    assert {(r["init"], r["demos"]) for r in report["rows"]} == {
-        ("pretrained", 1), ("scratch", 1), ("pretrained", 2), ("scratch", 2)
-    }  # fmt: skip
-    assert report["skipped"] and report["skipped"][0].startswith("50:")
+
+    def rows_of(extra: list[str]) -> tuple[set, str]:
+        out = subprocess.run([*cmd, *extra], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=600)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+        report = json.loads(Path(f"{stem}.json").read_text())
+        assert report["skipped"] and report["skipped"][0].startswith("50:")
+        return {(r["init"], r["demos"]) for r in report["rows"]}, out.stdout
+
+    # The sweep split between two processes (as on two cores): each half runs only its own init.
+    assert rows_of(["--no-scratch"])[0] == {("pretrained", 1), ("pretrained", 2)}
+    assert rows_of(["--no-pretrained"])[0] == {("scratch", 1), ("scratch", 2)}
+    # The whole sweep then reuses all four finished runs instead of training again.
+    rows, stdout = rows_of([])
+    assert rows == {("pretrained", 1), ("scratch", 1), ("pretrained", 2), ("scratch", 2)}
+    assert stdout.count("fig9: reusing") == 4 and "fig9: scratch" not in stdout
     assert "| 2 |" in Path(f"{stem}.md").read_text()
     assert Path(f"{stem}.png").stat().st_size > 0
-    # A second call reuses the finished runs instead of training again.
-    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and again.stdout.count("fig9: reusing") == 4
     # ... but never a finished run made with other settings.
     other = subprocess.run([*cmd, "--lr", "1e-4"], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=600)  # fmt: skip

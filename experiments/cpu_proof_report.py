@@ -1,0 +1,132 @@
+"""The report stage of experiments/cpu_proof.py: the prompt-conditioning ablation (table and plot)
+and the run facts (model size, data sizes, wall times), from the files the other stages wrote.
+
+    python experiments/cpu_proof.py --stages report
+
+Writes <out>/ablation.md, ablation.png and facts.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+LABELS = {
+    "prompted": "trained with prompts, evaluated prompted",
+    "prompted-unprompted": "trained with prompts, evaluated without",
+    "noprompt": "trained without prompts (--prompt-prob 0), evaluated without",
+}
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def load_evals(out: Path) -> dict[str, dict]:
+    found = {name: out / f"eval-{name}" / "eval.json" for name in LABELS}
+    return {name: json.loads(p.read_text()) for name, p in found.items() if p.is_file()}
+
+
+def ablation_markdown(evals: dict[str, dict]) -> str:
+    names = list(evals)
+    tasks = [row["task"] for row in evals[names[0]]["tasks"]]
+    by = {n: {row["task"]: row for row in e["tasks"]} for n, e in evals.items()}
+    lines = [
+        "| task | " + " | ".join(LABELS[n] for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for task in tasks:
+        cells = [_pct(by[n][task]["normalized_score"]) if task in by[n] else "-" for n in names]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    families = sorted({f for e in evals.values() for f in e["aggregate"]["per_family"]})
+    for fam in families:
+        cells = [_pct(evals[n]["aggregate"]["per_family"].get(fam, {}).get("mean_normalized_score"))
+                 for n in names]  # fmt: skip
+        lines.append(f"| **mean, {fam}** | " + " | ".join(cells) + " |")
+    for key, label in (("mean_normalized_score", "mean, all tasks"),
+                       ("share_above_50", "share of tasks at or above 50%"),
+                       ("share_above_80", "share of tasks at or above 80%")):  # fmt: skip
+        cells = [_pct(evals[n]["aggregate"][key]) for n in names]
+        lines.append(f"| **{label}** | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def ablation_plot(evals: dict[str, dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(evals)
+    tasks = [row["task"] for row in evals[names[0]]["tasks"]]
+    width = 0.8 / len(names)
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    for i, name in enumerate(names):
+        scores = {row["task"]: row["normalized_score"] for row in evals[name]["tasks"]}
+        ys = [100 * (scores.get(t) or 0.0) for t in tasks]
+        ax.bar(np.arange(len(tasks)) + (i - (len(names) - 1) / 2) * width, ys, width,
+               label=LABELS[name])  # fmt: skip
+    for level in (50, 80):
+        ax.axhline(level, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(np.arange(len(tasks)), tasks, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("expert-normalized score (%)")
+    ax.set_title("Prompt-conditioning ablation: one checkpoint per pretraining run, "
+                 f"{evals[names[0]]['episodes']} rollouts per task", fontsize=10)  # fmt: skip
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def data_sizes(data_dir: Path, tasks: list[str]) -> list[dict]:
+    """Episodes, agent steps and bytes on disk per collected task."""
+    rows = []
+    for task in tasks:
+        folder = data_dir / task
+        meta = json.loads((folder / "metadata.json").read_text())
+        steps = meta.get("lengths") or []
+        rows.append(
+            {
+                "task": task,
+                "episodes": meta["episodes"],
+                "steps": int(sum(steps)) if steps else None,
+                "bytes": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()),
+                "expert_return": meta.get("expert_return"),
+            }
+        )
+    return rows
+
+
+def model_facts(run: Path) -> dict:
+    from gato.checkpoint import list_checkpoints, load_checkpoint
+    from gato.model import Gato
+
+    ckpt = load_checkpoint(list_checkpoints(run)[-1], False)
+    model = Gato(ckpt.config)
+    return {"step": ckpt.step, "parameters": model.num_params(),
+            "parameters_without_tables": model.num_params(non_embedding=True),
+            "config": ckpt.config.__dict__}  # fmt: skip
+
+
+def write_report(args, times: dict) -> None:
+    out, runs = Path(args.out), Path(args.runs_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    evals = load_evals(out)
+    if evals:
+        (out / "ablation.md").write_text(ablation_markdown(evals))
+        ablation_plot(evals, out / "ablation.png")
+        print((out / "ablation.md").read_text())
+    preset = json.loads((Path(__file__).resolve().parents[1] / args.train_preset).read_text())
+    facts = {
+        "preset": preset,
+        "model": model_facts(runs / "pretrain-prompted"),
+        "pretraining_data": data_sizes(Path(args.data_dir), preset["tasks"].split(",")),
+        "fig9_data": data_sizes(Path(args.data_dir), [args.fig9_task]),
+        "stage_seconds": times,
+        "eval_seconds": {name: e["seconds"] for name, e in evals.items()},
+    }
+    (out / "facts.json").write_text(json.dumps(facts, indent=1, default=str) + "\n")
+    print(f"wrote {out}/ablation.md, ablation.png, facts.json")

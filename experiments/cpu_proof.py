@@ -37,10 +37,10 @@ sys.path.insert(0, str(ROOT))  # a plain script: import this checkout's gato
 
 STAGES = ("data", "pretrain", "eval", "fig9", "report")
 # (name, pretraining run, prompt tokens at evaluation: None = a whole context of demonstration)
-EVALS = (
+EVALS = (  # the two that compare the runs first; the third separates training from prompting
     ("prompted", "prompted", None),
-    ("prompted-unprompted", "prompted", 0),
     ("noprompt", "noprompt", 0),
+    ("prompted-unprompted", "prompted", 0),
 )
 PROMPT_PROBS = {"prompted": 0.25, "noprompt": 0.0}
 

@@ -3,7 +3,7 @@ and the run facts (model size, data sizes, wall times), from the files the other
 
     python experiments/cpu_proof.py --stages report
 
-Writes <out>/ablation.md, ablation.png and facts.json.
+Writes <out>/ablation.md, ablation.png, facts.json and each pretraining run's loss curve.
 """
 
 from __future__ import annotations
@@ -111,6 +111,20 @@ def model_facts(run: Path) -> dict:
             "config": ckpt.config.__dict__}  # fmt: skip
 
 
+def pretraining_facts(run: Path) -> dict:
+    """The last validation losses (per domain) and training loss of a run, from metrics.csv."""
+    from gato.train_log import read_metrics
+
+    rows = read_metrics(run / "metrics.csv")
+    val = [r for r in rows if "val_loss" in r]
+    train = [r for r in rows if "loss" in r]
+    return {
+        "last_val": {k: v for k, v in val[-1].items() if k.startswith("val_loss") or k == "step"},
+        "last_train_loss": train[-1]["loss"],
+        "median_tokens_per_s": sorted(float(r["tokens_per_s"]) for r in train)[len(train) // 2],
+    }
+
+
 def write_report(args, times: dict) -> None:
     out, runs = Path(args.out), Path(args.runs_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -119,10 +133,18 @@ def write_report(args, times: dict) -> None:
         (out / "ablation.md").write_text(ablation_markdown(evals))
         ablation_plot(evals, out / "ablation.png")
         print((out / "ablation.md").read_text())
+    import shutil
+
+    pretraining = {}
+    for name in ("prompted", "noprompt"):
+        run = runs / f"pretrain-{name}"
+        shutil.copyfile(run / "loss.png", out / f"pretrain-{name}-loss.png")
+        pretraining[name] = pretraining_facts(run)
     preset = json.loads((Path(__file__).resolve().parents[1] / args.train_preset).read_text())
     facts = {
         "preset": preset,
         "model": model_facts(runs / "pretrain-prompted"),
+        "pretraining": pretraining,
         "pretraining_data": data_sizes(Path(args.data_dir), preset["tasks"].split(",")),
         "fig9_data": data_sizes(Path(args.data_dir), [args.fig9_task]),
         "stage_seconds": times,

@@ -10,9 +10,9 @@ Every stage is the project's own command, two processes at a time (one per core,
 2. pretrain: experiments/presets/cpu-proof.json twice, side by side: with prompt conditioning
    (--prompt-prob 0.25) and without (--prompt-prob 0, the ablation). cartpole.swingup and
    metaworld.assembly are not in the preset's task list: they are held out;
-3. eval: `gato.evaluate` on each final checkpoint, --episodes rollouts per pretraining task. The
-   prompted model is evaluated prompted (as deployed) and unprompted; the ablation model, trained
-   without prompts, unprompted;
+3. eval: `gato.evaluate` on each final checkpoint, --episodes rollouts per pretraining task: the
+   prompted model prompted (as deployed), the ablation model, trained without prompts, unprompted
+   (and with --unprompted-eval the prompted model unprompted too);
 4. fig9: experiments/fig9.py on cartpole.swingup, the pretrained and the from-scratch halves in
    two processes, then merged into one table and plot;
 5. report: the ablation table and plot, and the wall time of every stage.
@@ -37,10 +37,10 @@ sys.path.insert(0, str(ROOT))  # a plain script: import this checkout's gato
 
 STAGES = ("data", "pretrain", "eval", "fig9", "report")
 # (name, pretraining run, prompt tokens at evaluation: None = a whole context of demonstration)
-EVALS = (  # the two that compare the runs first; the third separates training from prompting
+EVALS = (
     ("prompted", "prompted", None),
     ("noprompt", "noprompt", 0),
-    ("prompted-unprompted", "prompted", 0),
+    ("prompted-unprompted", "prompted", 0),  # only with --unprompted-eval
 )
 PROMPT_PROBS = {"prompted": 0.25, "noprompt": 0.0}
 
@@ -83,6 +83,8 @@ class ProofArgs:
     """fine-tuning learning rate, the same for both initializations"""
     jobs: int = 2
     """processes at once (one thread each)"""
+    unprompted_eval: bool = False
+    """also evaluate the prompted model without prompts (separates training from prompting)"""
 
 
 def run_parallel(commands: dict[str, list[str]], logs: Path, jobs: int) -> None:
@@ -145,7 +147,7 @@ def stage_pretrain(args: ProofArgs, py: list[str]) -> dict[str, list[str]]:
 def stage_eval(args: ProofArgs, py: list[str]) -> dict[str, list[str]]:
     tasks = json.loads((ROOT / args.train_preset).read_text())["tasks"]
     commands = {}
-    for name, run_name, prompt_tokens in EVALS:
+    for name, run_name, prompt_tokens in EVALS if args.unprompted_eval else EVALS[:2]:
         run, out = Path(args.runs_dir) / f"pretrain-{run_name}", Path(args.out) / f"eval-{name}"
         report = out / "eval.json"
         if report.is_file():

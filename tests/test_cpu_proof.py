@@ -29,7 +29,7 @@ def test_cpu_proof_end_to_end(collected, tmp_path):
            "--out", str(out), "--episodes", "1", "--eval-max-steps", "3",
            "--fig9-task", "cartpole.balance", "--fig9-demos", "1,2", "--seeds", "1",
            "--ft-steps", "2", "--ft-eval-every", "2", "--ft-eval-episodes", "1",
-           "--ft-batch-size", "2", "--ft-seq-len", "32"]  # fmt: skip
+           "--ft-batch-size", "2", "--ft-seq-len", "32", "--unprompted-eval"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]

@@ -119,7 +119,9 @@ def pretraining_facts(run: Path) -> dict:
     val = [r for r in rows if "val_loss" in r]
     train = [r for r in rows if "loss" in r]
     return {
-        "last_val": {k: v for k, v in val[-1].items() if k.startswith("val_loss") or k == "step"},
+        "last_val": {k: v for k, v in val[-1].items() if k.startswith("val_loss") or k == "step"}
+        if val
+        else None,
         "last_train_loss": train[-1]["loss"],
         "median_tokens_per_s": sorted(float(r["tokens_per_s"]) for r in train)[len(train) // 2],
     }

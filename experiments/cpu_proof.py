@@ -214,7 +214,7 @@ def main(argv=None) -> None:
         if stage == "report":
             from cpu_proof_report import write_report  # the sibling script, on sys.path
 
-            write_report(args, times)
+            write_report(args)
             continue
         if stage == "fig9" and fig9_done(args, py, times):
             print(f"cpu_proof: fig9 is up to date in {args.out}", flush=True)

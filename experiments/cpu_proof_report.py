@@ -118,7 +118,12 @@ def pretraining_facts(run: Path) -> dict:
     rows = read_metrics(run / "metrics.csv")
     val = [r for r in rows if "val_loss" in r]
     train = [r for r in rows if "loss" in r]
+    from gato.checkpoint import list_checkpoints
+
+    last = list_checkpoints(run)[-1]
     return {
+        # args.json is written at the start, the last checkpoint at the end (resumes included)
+        "wall_seconds": round(last.stat().st_mtime - (run / "args.json").stat().st_mtime, 1),
         "last_val": {k: v for k, v in val[-1].items() if k.startswith("val_loss") or k == "step"}
         if val
         else None,
@@ -127,7 +132,7 @@ def pretraining_facts(run: Path) -> dict:
     }
 
 
-def write_report(args, times: dict) -> None:
+def write_report(args) -> None:
     out, runs = Path(args.out), Path(args.runs_dir)
     out.mkdir(parents=True, exist_ok=True)
     evals = load_evals(out)
@@ -149,8 +154,11 @@ def write_report(args, times: dict) -> None:
         "pretraining": pretraining,
         "pretraining_data": data_sizes(Path(args.data_dir), preset["tasks"].split(",")),
         "fig9_data": data_sizes(Path(args.data_dir), [args.fig9_task]),
-        "stage_seconds": times,
         "eval_seconds": {name: e["seconds"] for name, e in evals.items()},
+        "finetune_seconds": {
+            p.parent.name: json.loads(p.read_text()).get("seconds")
+            for p in sorted((runs / "fig9" / args.fig9_task).glob("*/finetune.json"))
+        },
     }
     (out / "facts.json").write_text(json.dumps(facts, indent=1, default=str) + "\n")
     print(f"wrote {out}/ablation.md, ablation.png, facts.json")

@@ -64,6 +64,7 @@ def test_cpu_proof_end_to_end(collected, tmp_path):
     assert facts["model"]["parameters"] > 0 and facts["model"]["step"] == 2
     assert [d["task"] for d in facts["pretraining_data"]] == TASKS.split(",")
     assert facts["pretraining"]["noprompt"]["last_train_loss"] > 0
+    assert len(facts["finetune_seconds"]) == 4 and facts["eval_seconds"]["noprompt"] > 0
     assert (out / "pretrain-noprompt-loss.png").stat().st_size > 0
     times = json.loads((runs / "times.json").read_text())
     assert set(times) == {"pretrain", "eval", "fig9"}

@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from gato.evaluate import _pct  # the evaluation report's percentage format, shared
+
 LABELS = {
     "prompted": "trained with prompts, evaluated prompted",
     "prompted-unprompted": "trained with prompts, evaluated without",
     "noprompt": "trained without prompts (--prompt-prob 0), evaluated without",
 }
-
-
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
 def load_evals(out: Path) -> dict[str, dict]:

@@ -35,8 +35,9 @@ class GatoConfig:
     """The embedding table is padded to a multiple of this for fast matmuls; padded rows are
     never targets and their logits are never returned."""
     max_local_positions: int = 512
-    """Entries of the learned local (within-timestep) position table; larger positions clamp to
-    the last entry."""
+    """Entries of the learned local (within-timestep) position table: a timestep (observation,
+    '|', action) may hold at most this many tokens. A larger local position is an error in the
+    model, and gato.layout_check refuses such a task before a run starts (never a clamp)."""
     patch_size: int = PATCH_SIZE
     """Side of the square image patches, in pixels."""
     image_channels: int = 3
@@ -87,15 +88,19 @@ class GatoConfig:
 
 
 SIZES: dict[str, GatoConfig] = {
-    # Trains in seconds on a CPU: for tests and smoke runs.
+    # Local positions and contexts of debug and small: the default suite's longest timestep is
+    # a BabyAI one (148 discrete values, a mission of up to ~9 tokens, '|', the action: ~159
+    # tokens), so 256 local positions hold it with room for longer missions, and the contexts
+    # hold 3 (debug) and 6 (small) such timesteps (gato/layout_check.py checks every run).
+    # Trains in seconds on a CPU: for tests and smoke runs (which pass a short --seq-len).
     "debug": GatoConfig(
         n_layer=2,
         n_head=4,
         d_model=64,
         d_ff=256,
         d_head=16,
-        block_size=128,
-        max_local_positions=128,
+        block_size=512,
+        max_local_positions=256,
     ),
     # Four narrow layers (~0.8M in the decoder, 4.2M in the tied token table): the size whose
     # multi-task pretraining fits in an hour on two CPU cores (experiments/results/cpu-proof.md).
@@ -105,8 +110,8 @@ SIZES: dict[str, GatoConfig] = {
         d_model=128,
         d_ff=512,
         d_head=32,
-        block_size=256,
-        max_local_positions=128,
+        block_size=1024,
+        max_local_positions=256,
     ),
     # A few M parameters in the decoder (the tied 33k-token table adds ~8.5M): CPU experiments.
     "tiny": GatoConfig(n_layer=4, n_head=4, d_model=256, d_ff=1024, d_head=64, block_size=512),

@@ -47,6 +47,7 @@ from gato.sequence import TokenBatch, TokenSequence, collate, concatenate
 
 __all__ = [
     "FAMILY_WEIGHTS",
+    "HELD_OUT_TASKS",
     "DataConfig",
     "SampleBatch",
     "SamplePlan",
@@ -57,6 +58,10 @@ __all__ = [
 
 TEXT = "text"  # task and family name of text documents
 SPLITS = ("train", "val")
+# Held out from pretraining for the fine-tuning experiments (GATO_SPEC.md section 9): an empty
+# `tasks` (the default mix) never includes them, even when their data is in the folder; naming
+# them in `tasks` trains on them on purpose (as fine-tuning does).
+HELD_OUT_TASKS = ("cartpole.swingup", "metaworld.assembly", "atari.boxing")
 # Gato's Table 1 sample weights (percent) of the datasets each family here stands in for. The
 # default weight of a family is split equally among its tasks in the mix.
 FAMILY_WEIGHTS = {
@@ -76,7 +81,8 @@ class DataConfig:
     data_dir: str = "data"
     """Collected tasks, one folder per task (the layout of gato.collect / `make data`)."""
     tasks: tuple[str, ...] = ()
-    """Tasks to train on; empty = every complete task folder in data_dir."""
+    """Tasks to train on; empty = every complete task folder in data_dir except the held-out
+    ones (HELD_OUT_TASKS)."""
     task_weights: dict[str, float] = field(default_factory=dict)
     """Sample weight per task name or per family ('dmc', 'metaworld', 'babyai', 'atari',
     'mujoco', 'text'; a family's weight is split equally among its tasks without their own).
@@ -190,14 +196,20 @@ class SequenceSampler:
         self.config = config.validate()
         self.split = split
         data_dir = config.data_dir
+        self.held_out: list[str] = []  # held-out tasks left out of the default mix
         if config.tasks:
             names = list(config.tasks)
         elif Path(data_dir).is_dir() or not config.text_files:
             names = list_complete_tasks(data_dir)  # names `make data` if the folder is missing
+            self.held_out = [n for n in names if n in HELD_OUT_TASKS]
+            names = [n for n in names if n not in HELD_OUT_TASKS]
         else:
             names = []  # text only
         if not names and not config.text_files:
-            raise FileNotFoundError(f"no collected tasks in {data_dir}; {MAKE_DATA_HINT}")
+            only = f" (only held-out tasks: {', '.join(self.held_out)}; name them in tasks)"
+            raise FileNotFoundError(
+                f"no collected tasks in {data_dir}{only if self.held_out else ''}; {MAKE_DATA_HINT}"
+            )
         if names and not Path(data_dir).is_dir():
             raise FileNotFoundError(f"data folder {data_dir} does not exist; {MAKE_DATA_HINT}")
         names = [_resolve_task(n, data_dir) for n in names]

@@ -63,6 +63,20 @@ def list_complete_tasks(data_dir: str | os.PathLike) -> list[str]:
     return out
 
 
+def fixed_timestep_tokens(obs_spec, action_spec) -> int:
+    """Tokens of one timestep apart from its text, as gato.serialize lays it out: the image
+    patches, the tensor elements, '|' and the action."""
+    return (
+        1
+        + action_spec.size
+        + sum(
+            leaf.num_patches if isinstance(leaf, ImageSpec) else leaf.size
+            for _, leaf in ordered_leaves(obs_spec)
+            if not isinstance(leaf, TextSpec)
+        )
+    )
+
+
 class TaskEpisodes:
     """One task's episodes of one split, with per-timestep token offsets; tokenized on demand."""
 
@@ -84,16 +98,7 @@ class TaskEpisodes:
         self._text_keys = [path for path, leaf in leaves if isinstance(leaf, TextSpec)]
         if self._text_keys and text_tokenizer is None:
             raise ValueError(f"{task}: text observations need a text tokenizer")
-        # Tokens of one timestep apart from its text: patches, tensor elements, '|', the action.
-        self.fixed_tokens = (
-            1
-            + action_spec.size
-            + sum(
-                leaf.num_patches if isinstance(leaf, ImageSpec) else leaf.size
-                for _, leaf in leaves
-                if not isinstance(leaf, TextSpec)
-            )
-        )
+        self.fixed_tokens = fixed_timestep_tokens(obs_spec, action_spec)
         self._observations = []  # per episode: stacked observation leaves (views, no copies)
         self._actions = []
         self.offsets = []  # per episode: (T + 1,) int64 token offset of each timestep, then total
@@ -114,6 +119,10 @@ class TaskEpisodes:
 
     def num_tokens(self, i: int) -> int:
         return int(self.offsets[i][-1])
+
+    def longest_timestep(self) -> int:
+        """Tokens of the longest timestep of these episodes (0 if there are none)."""
+        return max((int(np.diff(o).max()) for o in self.offsets if len(o) > 1), default=0)
 
     def tokens(self, i: int, start: int, stop: int) -> TokenSequence:
         """Tokens [start, stop) of episode i, tokenizing only the timesteps they touch."""

@@ -102,5 +102,22 @@ class GatoEmbedding(nn.Module):
             p = self.patch_encoder(inputs.patches[rows])  # (n, C)
             p = p + self.patch_positions(inputs.patch_rows[rows], inputs.patch_cols[rows])
             x = x.view(b * t, -1).index_put((flat,), p.to(x.dtype)).view(b, t, -1)
-        local = inputs.local_positions.clamp(0, self.max_local - 1)
-        return self.drop(x + self.wle(local))  # (B, T, C)
+        check_local_positions(inputs.local_positions, self.max_local)
+        return self.drop(x + self.wle(inputs.local_positions))  # (B, T, C)
+
+
+def check_local_positions(local: torch.Tensor, table_size: int) -> None:
+    """Raise ValueError unless every local position indexes the table. Never clamp: a clamped
+    position silently gives the tail of a long timestep (its separator and action included) one
+    shared encoding, and nn.Embedding's own failure (a CUDA device assert) names nothing."""
+    if local.numel() == 0:
+        return
+    low, high = torch.stack(torch.aminmax(local)).tolist()  # one host sync per forward
+    if low < 0 or high >= table_size:
+        bad = low if low < 0 else high
+        raise ValueError(
+            f"local position {bad} does not fit the local-position table of "
+            f"{table_size} entries (max_local_positions): a timestep of this task is longer "
+            "than the model size allows; choose a size with a larger table "
+            "(gato.layout_check.check_tasks_fit checks this before a run starts)"
+        )

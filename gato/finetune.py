@@ -39,6 +39,7 @@ import csv
 import dataclasses
 import math
 import shutil
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -48,8 +49,15 @@ from gato.checkpoint import _is_tied_alias, list_checkpoints, load_checkpoint, s
 from gato.config import SIZES, GatoConfig
 from gato.data import DataConfig
 from gato.datasets import METADATA_NAME, read_metadata, task_dir, write_json_atomic
-from gato.finetune_args import FinetuneArgs, parse_args, to_train_args
+from gato.finetune_args import (
+    FinetuneArgs,
+    HeldOutError,
+    check_held_out,
+    parse_args,
+    to_train_args,
+)
 from gato.jat import shard_episode_indices, shard_paths
+from gato.layout_check import LayoutError
 from gato.model import Gato
 from gato.train import Trainer
 from gato.train_log import read_metrics
@@ -360,9 +368,7 @@ def finetune(args: FinetuneArgs, world: D.World | None = None) -> dict:
         ckpt = load_checkpoint(args.ckpt, with_optimizer=False)
         base, size = ckpt.config, size_name(ckpt.config)
         init_state = None if args.scratch else ckpt.model_state
-        trained = ckpt.state.get("sampler", {}).get("tasks") or []
-        if args.task in trained and world.is_main:
-            print(f"warning: {ckpt.path} was pretrained on {args.task}: it is not held out")
+        check_held_out(args, ckpt.state, ckpt.path)
     if not args.run_dir:
         init = "scratch" if init_state is None else "pretrained"
         stamp = D.broadcast_object(time.strftime("%Y%m%d-%H%M%S"), world)
@@ -385,6 +391,9 @@ def main(argv=None) -> dict:
         return finetune(args, world)
     except (DemoError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None
+    except (HeldOutError, LayoutError) as e:  # refused before training: one line, exit 2
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     finally:
         D.shutdown()
 

@@ -25,6 +25,8 @@ class FinetuneArgs:
     """demonstration budget: train on the first N filtered expert episodes (by episode index)"""
     ckpt: str = ""
     """pretrained checkpoint folder or run folder (its newest checkpoint) to start from"""
+    force: bool = False
+    """fine-tune even on a task the --ckpt was pretrained on (it is then not held out)"""
     scratch: bool = False
     """start from fresh weights: of the --ckpt model's architecture if given, else of --size"""
     size: str = "tiny"
@@ -123,6 +125,27 @@ def parse_args(argv=None) -> FinetuneArgs:
     if not args.ckpt and not args.scratch:
         parser.error("give --ckpt (a pretrained checkpoint) or --scratch (fresh weights)")
     return args
+
+
+class HeldOutError(ValueError):
+    """The fine-tuning task is one the checkpoint was pretrained on."""
+
+
+def pretrained_tasks(state: dict) -> set[str]:
+    """The tasks a checkpoint's JSON state says it was trained on: gato.train records them
+    under state['sampler']['tasks'], fine-tuning runs also under state['tasks']."""
+    return set(state.get("tasks") or []) | set((state.get("sampler") or {}).get("tasks") or [])
+
+
+def check_held_out(args: FinetuneArgs, state: dict, path) -> None:
+    """Refuse (HeldOutError) to fine-tune on a task the checkpoint at `path` was trained on,
+    unless --force: its score would measure nothing held out."""
+    if args.task in pretrained_tasks(state) and not args.force:
+        raise HeldOutError(
+            f"{path} was pretrained on {args.task}, so fine-tuning on it measures nothing held "
+            "out (GATO_SPEC.md section 9); choose a held-out task, or pass --force to "
+            "fine-tune on it anyway"
+        )
 
 
 def to_train_args(args: FinetuneArgs, data_dir: str, size: str) -> TrainArgs:

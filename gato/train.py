@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -40,40 +41,14 @@ from gato.config import SIZES, GatoConfig, get_config
 from gato.data import DataConfig, SampleBatch, SequenceSampler, make_loader
 from gato.datasets import MAKE_DATA_HINT
 from gato.inputs import GatoInputs
+from gato.layout_check import LayoutError, check_tasks_fit, layouts_from_sources
 from gato.model import Gato
 from gato.optim import build_optimizer, lr_at, set_lr
-from gato.train_args import TrainArgs, parse_args
+from gato.train_args import Plan, TrainArgs, make_plan, parse_args  # noqa: F401 (Plan: re-exported)
 from gato.train_log import TrainLogger
 
 FAULT_ENV = "GATO_TRAIN_KILL_AFTER_CKPT"
 """Test hook: SIGKILL the process right after the checkpoint of this step is written."""
-
-
-@dataclass
-class Plan:
-    """How the global batch is split: rows [rank * per_rank, (rank + 1) * per_rank) of every
-    step belong to this rank, in `accum` micro-batches of `micro` rows."""
-
-    micro: int
-    accum: int
-    rank: int
-    world_size: int
-
-    def __call__(self, step: int) -> list[range]:  # indices_for_step (picklable for workers)
-        base = self.rank * self.micro * self.accum
-        return [
-            range(base + j * self.micro, base + (j + 1) * self.micro) for j in range(self.accum)
-        ]
-
-
-def make_plan(args: TrainArgs, world: D.World) -> Plan:
-    micro = args.micro_batch_size or args.batch_size // world.world_size
-    if micro < 1 or args.batch_size % (micro * world.world_size):
-        raise SystemExit(
-            f"--batch-size {args.batch_size} must be a multiple of --micro-batch-size ({micro}) "
-            f"x world size ({world.world_size})"
-        )
-    return Plan(micro, args.batch_size // (micro * world.world_size), world.rank, world.world_size)
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -126,6 +101,17 @@ class Trainer:
             self.val_sampler = SequenceSampler(data, "val")
         except ValueError:  # no task has enough episodes to hold one out
             self.val_sampler = None
+        if self.sampler.held_out and world.is_main:
+            print(
+                f"gato.train: held-out tasks {', '.join(self.sampler.held_out)} are in "
+                f"{args.data_dir} but not in the default pretraining mix (GATO_SPEC.md section "
+                "9); name them in --tasks to train on them",
+                flush=True,
+            )
+        # Before any model exists: a timestep longer than the local-position table or the
+        # context would train on positions the model cannot represent.
+        sources = self.sampler.sources + (self.val_sampler.sources if self.val_sampler else [])
+        check_tasks_fit(layouts_from_sources(sources), self.config)
         self.plan = make_plan(args, world)
         use_bf16 = args.dtype == "bf16" or (args.dtype == "auto" and world.device.type == "cuda")
         self.amp_dtype = torch.bfloat16 if use_bf16 else None
@@ -431,6 +417,9 @@ def main(argv=None) -> dict:
             stamp = D.broadcast_object(time.strftime("%Y%m%d-%H%M%S"), world)
             args.run_dir = f"runs/{args.size}-{stamp}"
         return Trainer(args, world).run()
+    except LayoutError as e:  # a user error, one line: the task, its timestep and the limits
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     finally:
         D.shutdown()
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from gato import distributed as D
 from gato.cli import dataclass_parser, parse_dataclass_args
 from gato.config import SIZES
-from gato.distributed import PARALLEL_MODES
 
 
 @dataclass
@@ -87,7 +87,7 @@ class TrainArgs:
 CHOICES = {
     "size": sorted(SIZES),
     "dtype": ["auto", "fp32", "bf16"],
-    "parallel": PARALLEL_MODES,
+    "parallel": D.PARALLEL_MODES,
     "device": ["auto", "cpu", "cuda"],
 }
 
@@ -117,3 +117,30 @@ def parse_args(argv=None) -> TrainArgs:
     if bad:
         raise SystemExit(f"invalid values for {', '.join('--' + b.replace('_', '-') for b in bad)}")
     return args
+
+
+@dataclass
+class Plan:
+    """How the global batch is split: rows [rank * per_rank, (rank + 1) * per_rank) of every
+    step belong to this rank, in `accum` micro-batches of `micro` rows."""
+
+    micro: int
+    accum: int
+    rank: int
+    world_size: int
+
+    def __call__(self, step: int) -> list[range]:  # indices_for_step (picklable for workers)
+        base = self.rank * self.micro * self.accum
+        return [
+            range(base + j * self.micro, base + (j + 1) * self.micro) for j in range(self.accum)
+        ]
+
+
+def make_plan(args: TrainArgs, world: D.World) -> Plan:
+    micro = args.micro_batch_size or args.batch_size // world.world_size
+    if micro < 1 or args.batch_size % (micro * world.world_size):
+        raise SystemExit(
+            f"--batch-size {args.batch_size} must be a multiple of --micro-batch-size ({micro}) "
+            f"x world size ({world.world_size})"
+        )
+    return Plan(micro, args.batch_size // (micro * world.world_size), world.rank, world.world_size)

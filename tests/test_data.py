@@ -342,3 +342,24 @@ def test_real_pong_rows(collected):
         assert sampler.sources[0].fixed_tokens == 27
     batch = sampler.rows(1, range(4))
     assert batch.batch.patches.shape[1:] == (16, 16, 3)
+
+
+def test_held_out_tasks_are_never_in_the_default_mix(data, chars, tmp_path):
+    """GATO_SPEC.md section 9: cartpole.swingup, metaworld.assembly and atari.boxing are held
+    out for fine-tuning; their data in the folder stays out unless a run names them."""
+    import shutil
+
+    from gato.data import HELD_OUT_TASKS
+
+    assert set(HELD_OUT_TASKS) == {"cartpole.swingup", "metaworld.assembly", "atari.boxing"}
+    root = tmp_path / "data"
+    shutil.copytree(data.root, root)
+    shutil.copytree(root / VECTOR, root / "cartpole.swingup")  # as if it had been collected
+    sampler = SequenceSampler(DataConfig(data_dir=str(root), seq_len=64), text_tokenizer=chars)
+    assert sampler.tasks == sorted(SPECS) and sampler.held_out == ["cartpole.swingup"]
+    named = SequenceSampler(DataConfig(data_dir=str(root), tasks=("cartpole.swingup",)))
+    assert named.tasks == ["cartpole.swingup"] and named.held_out == []
+    only = tmp_path / "only"
+    shutil.copytree(root / "cartpole.swingup", only / "cartpole.swingup")
+    with pytest.raises(FileNotFoundError, match="only held-out tasks: cartpole.swingup"):
+        SequenceSampler(DataConfig(data_dir=str(only)))

@@ -190,3 +190,36 @@ def test_fig9_end_to_end(data_dir, pretrained, tmp_path):
     other = subprocess.run([*cmd, "--lr", "1e-4"], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=600)  # fmt: skip
     assert other.returncode != 0 and "with other settings (lr)" in other.stderr
+
+
+@pytest.mark.parametrize("state", [{"sampler": {"tasks": [TASK]}}, {"tasks": [TASK]}])
+def test_finetuning_on_a_pretrained_task_is_refused_unless_forced(
+    data_dir, tmp_path, capsys, state
+):
+    """gato.train records its tasks in state['sampler']['tasks'], fine-tuning also in 'tasks'."""
+    ckpt = tmp_path / "pretrained"
+    config = get_config("debug", block_size=64)
+    save_checkpoint(ckpt, 3, Gato(config).state_dict(), config, state)
+    run = tmp_path / "run"
+    base = [*QUICK, "--demos", "9", "--ckpt", str(ckpt), "--data-dir", str(data_dir),
+            "--run-dir", str(run)]  # fmt: skip
+    with pytest.raises(SystemExit) as e:
+        FT.main(base)
+    assert e.value.code == 2 and not run.exists()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert f"was pretrained on {TASK}" in err and "--force" in err
+    # Forced, the check passes and the run goes on to its next check (9 demonstrations).
+    with pytest.raises(SystemExit, match="fewer than --demos 9"):
+        FT.main([*base, "--force"])
+
+
+def test_a_timestep_longer_than_the_context_is_refused(data_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        FT.main([*QUICK, "--demos", "2", "--scratch", "--size", "debug", "--seq-len", "6",
+                 "--data-dir", str(data_dir), "--run-dir", str(tmp_path / "run")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "\n" not in err
+    assert err.startswith(f"error: task '{TASK}' has timesteps of 7 tokens")
+    assert "6-token context (block_size)" in err
+    assert not (tmp_path / "run" / "checkpoints").exists()

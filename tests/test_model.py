@@ -202,3 +202,15 @@ def test_config_round_trip():
         get_config("debug", patch_channels=48)
     assert get_config("debug").padded_vocab_size == 33088
     assert SIZES["debug"].dropout == 0.0  # overrides return copies
+
+
+def test_a_local_position_past_the_table_raises_instead_of_clamping():
+    """episode(1) has timesteps of 20 tokens: local positions 0..19."""
+    inputs = GatoInputs.from_sequences([episode(1, steps=2)])
+    assert int(inputs.local_positions.max()) == 19
+    debug_model(max_local_positions=20)(inputs)  # exactly fits
+    with pytest.raises(ValueError, match=r"local position 19 .* table of 16 entries"):
+        debug_model(max_local_positions=16)(inputs)
+    inputs.local_positions[0, 0] = -1
+    with pytest.raises(ValueError, match="local position -1"):
+        debug_model(max_local_positions=20)(inputs)

@@ -248,3 +248,27 @@ def test_resume_is_strict(data_dir, reference, tmp_path):
     shutil.copytree(reference / "checkpoints/step_00000006", run / "checkpoints/step_00000006")
     with pytest.raises(SystemExit, match="different model"):
         main([*base, "--run-dir", str(run), "--resume", "--seq-len", "64"])
+
+
+def test_a_timestep_longer_than_the_context_is_refused_and_held_out_tasks_stay_out(
+    data_dir, tmp_path
+):
+    """cartpole timesteps are 7 tokens: 6 is refused with one error line and exit 2, before any
+    model exists; a held-out task's data in the folder is left out of the mix, said in a line."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(data_dir / "cartpole.balance", data / "cartpole.balance")
+    shutil.copytree(data_dir / "cartpole.balance", data / "cartpole.swingup")  # as if collected
+    run = tmp_path / "run"
+    out = _train([*COMMON, "--seq-len", "6", "--data-dir", str(data), "--run-dir", str(run)])
+    assert out.returncode == 2, out.stderr[-3000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: task 'cartpole.balance' has timesteps of 7 tokens (5 observation + '|' + 1 "
+        "action), more than the model's 6-token context (block_size) [model: "
+        "max_local_positions 256, context 6]; choose a larger size or a longer --seq-len / "
+        "context"
+    ]
+    assert "Traceback" not in out.stderr and not run.exists()
+    assert "held-out tasks cartpole.swingup are in" in out.stdout

@@ -207,3 +207,63 @@ def _is_tied_alias(model: torch.nn.Module, name: str) -> bool:
     params = dict(model.named_parameters(remove_duplicate=False))
     target = params.get(name)
     return target is not None and any(other is target for n, other in params.items() if n != name)
+
+
+# ------------------------------------------------------------------------------ discovery
+
+
+def checkpoint_tasks(state: dict) -> list[str] | None:
+    """The task names a checkpoint records having been trained on, or None if it records none.
+
+    `gato.train` writes them in the sampler's state (`state['sampler']['tasks']`, a dict keyed
+    by name); fine-tuning writes `state['tasks']` (a list). Both are read."""
+    for tasks in (state.get("tasks"), (state.get("sampler") or {}).get("tasks")):
+        if isinstance(tasks, dict) and tasks:
+            return sorted(tasks)
+        if isinstance(tasks, list | tuple) and tasks and all(isinstance(t, str) for t in tasks):
+            return list(tasks)
+    return None
+
+
+def newest_checkpoint(runs_dir: str | os.PathLike = "runs", task: str | None = None) -> Path:
+    """The most recently written complete checkpoint under runs_dir (by modification time,
+    across every run folder), or a clear error if there is none. With `task`, the newest one
+    whose recorded task list includes it (by canonical name)."""
+    root = Path(runs_dir)
+    found: set[Path] = set()
+    if root.is_dir():
+        for folder in (root, *root.iterdir(), *root.glob("*/*")):
+            if folder.is_dir():
+                found.update(list_checkpoints(folder))
+    if not found:
+        raise CheckpointError(
+            f"no checkpoint under {root}/ (looked for {root}/<run>/checkpoints/step_*/): "
+            "train one first or pass --checkpoint"
+        )
+    ordered = sorted(found, key=lambda p: ((p / MANIFEST_FILE).stat().st_mtime, str(p)))
+    if task is None:
+        return ordered[-1]
+    from gato.envs import canonical_name
+
+    want = canonical_name(task)
+    for path in reversed(ordered):
+        try:
+            state = json.loads((path / STATE_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # unreadable: loading it would fail with the reason; look further back
+        names = checkpoint_tasks(state) or []
+        if want in {_canonical_or_same(t) for t in names}:
+            return path
+    raise CheckpointError(
+        f"none of the {len(ordered)} checkpoints under {root}/ was trained on {want!r}: "
+        "pass --checkpoint, or --allow-unseen-task where the command has it"
+    )
+
+
+def _canonical_or_same(name: str) -> str:
+    from gato.envs import canonical_name
+
+    try:
+        return canonical_name(name)
+    except ValueError:
+        return name

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +34,8 @@ class DeployArgs:
     checkpoint: str | None = None
     """checkpoint folder or run folder (default: the newest checkpoint under --runs-dir)"""
     runs_dir: str = DEFAULT_RUNS_DIR
-    """where to look for the newest checkpoint when --checkpoint is not given"""
+    """where to look for the newest checkpoint (trained on the task) when --checkpoint is not
+    given"""
     episodes: int = 1
     """episodes to run"""
     max_steps: int | None = None
@@ -55,6 +54,8 @@ class DeployArgs:
     """recompute the whole context for every token instead of using the KV cache (slow)"""
     device: str = "cpu"
     """torch device, e.g. cpu or cuda"""
+    bf16: bool = False
+    """run the policy in bfloat16 (CUDA devices with bf16 support, or the CPU)"""
     video: str | None = None
     """record every episode into this video file (.mp4 / .gif)"""
     fps: int | None = None
@@ -65,45 +66,12 @@ class DeployArgs:
     """torch CPU threads (default: torch's choice)"""
 
 
-# ------------------------------------------------------------------- dataclass -> argparse
-
-
 # ------------------------------------------------------------------------------ checkpoints
-
-
-def newest_checkpoint(runs_dir: str | Path = DEFAULT_RUNS_DIR) -> Path:
-    """The most recently written complete checkpoint under runs_dir (by modification time,
-    across every run folder), or a clear error if there is none."""
-    from gato.checkpoint import MANIFEST_FILE, CheckpointError, list_checkpoints
-
-    root = Path(runs_dir)
-    found: list[Path] = []
-    if root.is_dir():
-        folders = [root, *root.iterdir(), *root.glob("*/*")]
-        for folder in folders:
-            if folder.is_dir():
-                found.extend(list_checkpoints(folder))
-    if not found:
-        raise CheckpointError(
-            f"no checkpoint under {root}/ (looked for {root}/<run>/checkpoints/step_*/): "
-            "train one first or pass --checkpoint"
-        )
-    return max(set(found), key=lambda p: ((p / MANIFEST_FILE).stat().st_mtime, str(p)))
-
-
-def checkpoint_tasks(state: dict) -> list[str] | None:
-    """The task names a checkpoint records having been trained on (state['tasks'], a list of
-    names or a dict keyed by name), or None if it records none."""
-    tasks = state.get("tasks")
-    if isinstance(tasks, dict):
-        return sorted(tasks)
-    if isinstance(tasks, list | tuple) and all(isinstance(t, str) for t in tasks):
-        return list(tasks)
-    return None
 
 
 def check_task_trained(task: str, state: dict, allow_unseen: bool = False) -> None:
     """PromptError if the checkpoint lists its tasks and `task` is not one of them."""
+    from gato.checkpoint import checkpoint_tasks
     from gato.envs import canonical_name
 
     tasks = checkpoint_tasks(state)
@@ -122,58 +90,7 @@ def check_task_trained(task: str, state: dict, allow_unseen: bool = False) -> No
         )
 
 
-# ------------------------------------------------------------------------------- rollouts
-
-
-@dataclass
-class EpisodeResult:
-    """What one rollout did."""
-
-    episode_return: float
-    steps: int
-    success: bool | None
-    action_seconds: list[float] = field(default_factory=list)
-
-    @property
-    def median_action_ms(self) -> float:
-        return 1000.0 * statistics.median(self.action_seconds) if self.action_seconds else 0.0
-
-
-def run_episode(
-    env,
-    policy,
-    prompt,
-    seed: int,
-    max_steps: int,
-    on_frame: Callable[[np.ndarray], None] | None = None,
-) -> EpisodeResult:
-    """One rollout of `policy` from env.reset(seed=seed); frames go to `on_frame` if given.
-
-    Success follows the data collector (gato/collect_workers.py): Meta-World's info['success'],
-    BabyAI's positive return; None where the task has no notion of it."""
-    obs, _ = env.reset(seed=seed)
-    policy.reset(prompt, seed=seed)
-    if on_frame is not None:
-        on_frame(env.render())
-    total, steps, success, saw_success = 0.0, 0, False, False
-    times = []
-    for _ in range(max_steps):
-        start = time.perf_counter()
-        action = policy.act(obs)
-        times.append(time.perf_counter() - start)
-        obs, reward, terminated, truncated, info = env.step(action)
-        total += float(reward)
-        steps += 1
-        for key in ("success", "is_success"):
-            if key in info:
-                saw_success, success = True, success or bool(info[key])
-        if on_frame is not None:
-            on_frame(env.render())
-        if terminated or truncated:
-            break
-    if policy.task_info.family == "babyai":
-        saw_success, success = True, total > 0
-    return EpisodeResult(total, steps, success if saw_success else None, times)
+# ------------------------------------------------------------------------------- reporting
 
 
 def format_score(task: str, episode_return: float) -> str:
@@ -236,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--episodes must be at least 1")
     import torch
 
-    from gato.checkpoint import CheckpointError, load_model
+    from gato.checkpoint import CheckpointError, load_model, newest_checkpoint
     from gato.envs import get_task, make_env
+    from gato.layout_check import check_tasks_fit
+    from gato.rollout import GatoActor, RolloutJob, run_rollouts
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -248,15 +167,18 @@ def main(argv: list[str] | None = None) -> int:
             from gato.prompts import check_prompt
 
             check_prompt(prompt, info, args.prompt)
-        ckpt_path = args.checkpoint or newest_checkpoint(args.runs_dir)
+        task = None if args.allow_unseen_task else info.name
+        ckpt_path = args.checkpoint or newest_checkpoint(args.runs_dir, task)
         model, ckpt = load_model(ckpt_path, device=args.device)
         check_task_trained(info.name, ckpt.state, args.allow_unseen_task)
+        check_tasks_fit([info], ckpt.config, args.context_tokens)
+        if args.bf16:
+            model = model.to(check_bf16(args.device))
     except (PromptError, CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if prompt is None:
         print("note: no --prompt: the policy acts without a demonstration", file=sys.stderr)
-    max_steps = args.max_steps or info.max_episode_steps
     env = make_env(info.name, seed=args.seed, render_mode="rgb_array" if args.video else None)
     fps = args.fps or int(env.metadata.get("render_fps") or 30)
     video = VideoWriter(args.video, fps) if args.video else None
@@ -264,20 +186,27 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{info.name}: checkpoint {ckpt.path} (step {ckpt.step}), context "
         f"{policy.context_tokens} tokens, {'greedy' if args.greedy else f'T={args.temperature}'}"
-        f"{', no cache' if args.no_cache else ''}, {args.device}"
+        f"{', no cache' if args.no_cache else ''}{', bf16' if args.bf16 else ''}, {args.device}"
     )
-    results = []
+    jobs = [
+        RolloutJob(info.name, i, args.seed + i, args.max_steps, prompt)
+        for i in range(args.episodes)
+    ]
+
+    def report(r) -> None:
+        done = "" if r.success is None else f", success {r.success}"
+        print(
+            f"episode {r.job.index + 1}/{args.episodes}: return {r.episode_return:.3f} "
+            f"({format_score(info.name, r.episode_return)}), {r.steps} steps{done}, "
+            f"median {r.median_action_ms:.1f} ms/action",
+            flush=True,
+        )
+
     try:
-        for i in range(args.episodes):
-            r = run_episode(env, policy, prompt, args.seed + i, max_steps, video)
-            results.append(r)
-            done = "" if r.success is None else f", success {r.success}"
-            print(
-                f"episode {i + 1}/{args.episodes}: return {r.episode_return:.3f} "
-                f"({format_score(info.name, r.episode_return)}), {r.steps} steps{done}, "
-                f"median {r.median_action_ms:.1f} ms/action",
-                flush=True,
-            )
+        on_frame = (lambda job, frame: video(frame)) if video is not None else None
+        results = run_rollouts(
+            [env], GatoActor(policy), info, jobs, on_frame=on_frame, on_result=report
+        )
     finally:
         env.close()
         if video is not None:
@@ -293,6 +222,18 @@ def main(argv: list[str] | None = None) -> int:
     if video is not None:
         print(f"wrote {video.path} ({video.frames} frames at {fps} fps)")
     return 0
+
+
+def check_bf16(device: str):
+    """torch.bfloat16 if `device` can run it, else a ValueError that says why."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"--bf16: {torch.cuda.get_device_name(dev)} does not support bfloat16")
+    if dev.type not in ("cuda", "cpu"):
+        raise ValueError(f"--bf16 is supported on cuda and cpu devices, not {dev.type}")
+    return torch.bfloat16
 
 
 if __name__ == "__main__":

@@ -8,29 +8,35 @@ taking demonstration i mod --demos; the task's expert is rolled out for one if n
 collected. Reported: raw return, expert-normalized score per task (0% = uniformly random policy,
 100% = expert; gato/scores.py), the mean per domain (family), and the share of tasks at or above
 50% and 80% of expert. Written to --out as eval.json, eval.md and eval.png. Rollouts run in
-spawned worker processes; rollout i of a task always uses seed --seed + 2,000,000 + i (disjoint
-from collection seeds), so results do not depend on the number of workers.
+spawned worker processes, each stepping --num-envs environments with one batched policy (one
+forward per action token for all of them, gato/rollout.py); rollout i of a task always uses seed
+--seed + 2,000,000 + i (disjoint from collection seeds) and its own sampling generator, so
+results do not depend on --workers or --num-envs.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from gato.cli import parse_dataclass_args
-from gato.deploy import DEFAULT_RUNS_DIR, checkpoint_tasks, newest_checkpoint
-from gato.evaluate_workers import PolicyOptions, RolloutJob
+from gato.evaluate_workers import PolicyOptions
+from gato.rollout import RolloutJob
 
+DEFAULT_RUNS_DIR = "runs"
+# Environments per worker that one batched policy acts for. Measured (make bench,
+# experiments/results/bench.json): rollouts per second rise steeply up to ~16 envs for the
+# small sizes, and per-env latency at 16 stays within the real-time budget.
+DEFAULT_NUM_ENVS = 16
 EVAL_SEED_OFFSET = 2_000_000  # collection uses seeds from 0, random-policy returns 1,000,000+
 THRESHOLDS = (0.5, 0.8)
 
@@ -47,6 +53,8 @@ class EvaluateArgs:
     """rollouts per task"""
     workers: int = 2
     """rollout worker processes (1: run in this process)"""
+    num_envs: int = DEFAULT_NUM_ENVS
+    """environments per worker, acted for together by one batched policy"""
     data_dir: str | None = None
     """collected data, for the demonstrations (default: $GATO_DATA or ./data)"""
     out: str | None = None
@@ -67,6 +75,8 @@ class EvaluateArgs:
     """tokens of the demonstration fed as prompt (default: context_tokens)"""
     device: str = "cpu"
     """torch device of every worker"""
+    bf16: bool = False
+    """run the policy in bfloat16 (CUDA devices with bf16 support, or the CPU)"""
     threads: int = 1
     """torch CPU threads per worker"""
     runs_dir: str = DEFAULT_RUNS_DIR
@@ -217,6 +227,19 @@ def rollout_jobs(task: str, demos: Sequence, episodes: int, seed: int, max_steps
     ]
 
 
+def job_chunks(jobs: Sequence[RolloutJob], workers: int) -> list[list[RolloutJob]]:
+    """Each task's jobs split into `workers` contiguous, near-equal chunks (one task each)."""
+    by_task: dict[str, list[RolloutJob]] = defaultdict(list)
+    for job in jobs:
+        by_task[job.task].append(job)
+    chunks = []
+    for task_jobs in by_task.values():
+        for part in np.array_split(np.arange(len(task_jobs)), max(1, workers)):
+            if len(part):
+                chunks.append([task_jobs[i] for i in part])
+    return chunks
+
+
 def run_rollouts(
     jobs: list[RolloutJob],
     checkpoint: str,
@@ -226,41 +249,50 @@ def run_rollouts(
     threads: int = 1,
     progress: bool = True,
 ) -> list[dict]:
-    """Every job's result, in job order; in spawned workers (or here if workers <= 1)."""
+    """Every job's result, in job order; in spawned workers (or here if workers <= 1), each
+    running options.num_envs environments per task with one batched policy."""
     from tqdm import tqdm
 
     from gato import evaluate_workers as w
 
+    chunks = job_chunks(jobs, workers)
     bar = tqdm(total=len(jobs), desc="rollouts", unit="ep", disable=not progress)
-    results: list[dict | None] = [None] * len(jobs)
+    done: dict[tuple[str, int], dict] = {}
     if workers <= 1:
         import torch
 
         before = torch.get_num_threads()
         w.init_worker(checkpoint, device, threads, options)
         try:
-            for i, job in enumerate(jobs):
-                results[i] = w.run_job(job)
-                bar.update()
+            for chunk in chunks:
+                for r in w.run_chunk(chunk):
+                    done[(r["task"], r["index"])] = r
+                bar.update(len(chunk))
         finally:
             w.close()
             torch.set_num_threads(before)
     else:
-        ctx = mp.get_context("spawn")
+        from gato.procs import worker_pool
+
         initargs = (checkpoint, device, threads, options)
-        with ProcessPoolExecutor(workers, ctx, w.init_worker, initargs) as pool:
-            futures = {pool.submit(w.run_job, job): i for i, job in enumerate(jobs)}
+        with worker_pool(workers, w.init_worker, initargs) as pool:
+            futures = {pool.submit(w.run_chunk, chunk): chunk for chunk in chunks}
             for fut in as_completed(futures):
-                job = jobs[futures[fut]]
+                chunk = futures[fut]
                 try:
-                    results[futures[fut]] = fut.result()
+                    results = fut.result()
                 except Exception as e:
                     for f in futures:
                         f.cancel()
-                    raise RuntimeError(f"rollout {job.index} of {job.task} failed: {e}") from e
-                bar.update()
+                    first, last = chunk[0].index, chunk[-1].index
+                    raise RuntimeError(
+                        f"rollouts {first}-{last} of {chunk[0].task} failed: {e}"
+                    ) from e
+                for r in results:
+                    done[(r["task"], r["index"])] = r
+                bar.update(len(chunk))
     bar.close()
-    return results  # type: ignore[return-value]
+    return [done[(job.task, job.index)] for job in jobs]
 
 
 def default_out(checkpoint: Path) -> Path:
@@ -270,11 +302,18 @@ def default_out(checkpoint: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> dict | int:
     args, parser = parse_dataclass_args(EvaluateArgs, argv, "python -m gato.evaluate", __doc__)
-    for name in ("episodes", "workers", "demos"):
+    for name in ("episodes", "workers", "demos", "num_envs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
-    from gato.checkpoint import CheckpointError, load_checkpoint
+    from gato.checkpoint import (
+        CheckpointError,
+        checkpoint_tasks,
+        load_checkpoint,
+        newest_checkpoint,
+    )
+    from gato.deploy import check_bf16
     from gato.envs import get_task
+    from gato.layout_check import check_tasks_fit
     from gato.prompts import demonstrations, steps_for_tokens, truncate_episode
 
     try:
@@ -283,6 +322,9 @@ def main(argv: list[str] | None = None) -> dict | int:
         if not names:
             raise ValueError("the checkpoint records no task list: pass --tasks")
         infos = [get_task(t.strip()) for t in names if t.strip()]
+        check_tasks_fit(infos, ckpt.config, args.context_tokens)
+        if args.bf16:
+            check_bf16(args.device)
     except (CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -296,7 +338,14 @@ def main(argv: list[str] | None = None) -> dict | int:
         steps = steps_for_tokens(info, prompt_tokens)
         demos = [truncate_episode(d, steps) for d in demos] if prompt_tokens > 0 else []
         jobs += rollout_jobs(info.name, demos, args.episodes, args.seed, args.max_steps)
-    options = PolicyOptions(args.context_tokens, args.prompt_tokens, args.greedy, args.temperature)
+    options = PolicyOptions(
+        args.context_tokens,
+        args.prompt_tokens,
+        args.greedy,
+        args.temperature,
+        num_envs=args.num_envs,
+        bf16=args.bf16,
+    )
     start = time.time()
     results = run_rollouts(
         jobs, str(ckpt.path), options, args.workers, args.device, args.threads, not args.no_progress

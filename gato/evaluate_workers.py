@@ -1,10 +1,12 @@
-"""Worker side of `python -m gato.evaluate`: one model per process, rollouts as jobs.
+"""Worker side of `python -m gato.evaluate`: one model per process, chunks of rollouts as jobs.
 
 Workers are spawned (fork is unsafe with MuJoCo/OpenGL and torch thread pools). Each loads the
-checkpoint once, keeps one env and one policy per task, and runs jobs of one rollout each. A
-rollout's result depends only on its job (the env and the sampler are reseeded from the job's
-seed, the policy is reset with the job's prompt), never on which worker ran it or what it ran
-before, so evaluations are reproducible with any number of workers.
+checkpoint once and keeps `num_envs` environments per task; a chunk (rollouts of one task) is run
+by :func:`gato.rollout.run_rollouts` with one batched policy acting for all of those envs at
+once. A rollout's result depends only on its job (the env is reset with the job's seed, the
+policy row is restarted with the job's prompt and seed), never on which worker ran it, how many
+envs acted beside it, or what ran before, so evaluations are reproducible with any number of
+workers and envs.
 """
 
 from __future__ import annotations
@@ -14,19 +16,9 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
+from gato.rollout import RolloutJob
+
 _state: dict[str, Any] = {}
-
-
-@dataclass
-class RolloutJob:
-    """One rollout: task, its index among the task's rollouts, seed and prompt."""
-
-    task: str
-    index: int
-    seed: int
-    max_steps: int | None
-    prompt: Any  # a gato.jat.Episode (truncated to what the prompt uses) or None
-    demo_index: int | None = None  # which demonstration, for the report
 
 
 @dataclass
@@ -38,6 +30,8 @@ class PolicyOptions:
     greedy: bool = False
     temperature: float = 1.0
     use_cache: bool = True
+    num_envs: int = 16
+    bf16: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -52,48 +46,46 @@ def init_worker(checkpoint: str, device: str, threads: int, options: PolicyOptio
     if mp.parent_process() is not None:  # a worker: the parent handles Ctrl-C
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     model, _ = load_model(checkpoint, device=device)
-    _state.update(model=model, device=device, options=options, envs={}, policies={})
+    if options.bf16:
+        model = model.to(torch.bfloat16)
+    _state.update(model=model, device=device, options=options, envs={})
 
 
-def run_job(job: RolloutJob) -> dict:
-    """Run one rollout in this process (after init_worker); returns a JSON-able summary."""
-    from gato.deploy import run_episode
+def run_chunk(jobs: list[RolloutJob]) -> list[dict]:
+    """Run rollouts of one task in this process (after init_worker); JSON-able summaries in
+    job order."""
     from gato.envs import get_task, make_env
     from gato.policy import GatoPolicy
+    from gato.rollout import GatoActor, run_rollouts
 
     if "model" not in _state:
-        raise RuntimeError("run_job before init_worker")
-    info = get_task(job.task)
-    envs, policies, opts = _state["envs"], _state["policies"], _state["options"]
-    if job.task not in envs:
-        envs[job.task] = make_env(info.name, seed=job.seed)
-        policies[job.task] = GatoPolicy(
-            _state["model"],
-            info,
-            context_tokens=opts.context_tokens,
-            prompt_tokens=opts.prompt_tokens,
-            greedy=opts.greedy,
-            temperature=opts.temperature,
-            use_cache=opts.use_cache,
-            seed=job.seed,
-            device=_state["device"],
-        )
-    max_steps = job.max_steps or info.max_episode_steps
-    result = run_episode(envs[job.task], policies[job.task], job.prompt, job.seed, max_steps)
-    return {
-        "task": info.name,
-        "index": job.index,
-        "seed": job.seed,
-        "demo_index": job.demo_index,
-        "return": result.episode_return,
-        "steps": result.steps,
-        "success": result.success,
-        "median_action_ms": result.median_action_ms,
-    }
+        raise RuntimeError("run_chunk before init_worker")
+    if not jobs:
+        return []
+    info = get_task(jobs[0].task)
+    opts = _state["options"]
+    n = min(opts.num_envs, len(jobs))
+    envs = _state["envs"].setdefault(info.name, [])
+    while len(envs) < n:  # envs are reused across chunks: reset(seed=) is pure
+        envs.append(make_env(info.name, seed=jobs[0].seed))
+    policy = GatoPolicy(
+        _state["model"],
+        info,
+        context_tokens=opts.context_tokens,
+        prompt_tokens=opts.prompt_tokens,
+        greedy=opts.greedy,
+        temperature=opts.temperature,
+        use_cache=opts.use_cache,
+        device=_state["device"],
+        num_envs=n,
+    )
+    results = run_rollouts(envs[:n], GatoActor(policy), info, jobs)
+    return [r.summary() for r in results]
 
 
 def close() -> None:
     """Close this process's envs (the in-process path calls it; workers just exit)."""
-    for env in _state.get("envs", {}).values():
-        env.close()
+    for envs in _state.get("envs", {}).values():
+        for env in envs:
+            env.close()
     _state.clear()

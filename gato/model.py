@@ -26,14 +26,14 @@ from gato.kv_cache import KVCache
 
 
 def rotary_cos_sin(positions: torch.Tensor, d_head: int, base: float, dtype: torch.dtype):
-    """cos and sin tables (T, d_head / 2) for absolute `positions` (T,).
+    """cos and sin tables (..., T, d_head / 2) for absolute `positions` (..., T).
 
     Angles are computed in float64: at positions in the thousands a float32 angle loses ~1e-4
     rad, which would make the cached path (large absolute positions) drift from a recompute.
     """
     exponent = torch.arange(0, d_head, 2, device=positions.device, dtype=torch.float64) / d_head
     inv_freq = base**-exponent  # (D/2,)
-    angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]  # (T, D/2)
+    angles = positions.to(torch.float64)[..., None] * inv_freq  # (..., T, D/2)
     return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
@@ -170,21 +170,35 @@ class Gato(nn.Module):
         loss = F.cross_entropy(logits.float(), y, reduction="sum") / max(y.numel(), 1)
         return logits[:, : self.config.vocab_size], loss
 
-    def forward_cached(self, inputs: GatoInputs, cache: KVCache, last_only: bool = True):
-        """Feed a chunk of c new tokens (rows advance together) through the cache; return the
-        logits of its last position (B, V), or of every chunk position (B, c, V).
+    def forward_cached(
+        self,
+        inputs: GatoInputs,
+        cache: KVCache,
+        last_only: bool = True,
+        lengths: list[int] | None = None,
+        rows: list[int] | None = None,
+    ):
+        """Feed a chunk of c new tokens per row through the cache; return the logits of each
+        row's last real token (b, V), or of every chunk position (b, c, V).
 
-        Call under torch.no_grad() / torch.inference_mode(). The chunk's rotary positions
-        continue from cache.pos; see gato/kv_cache.py for what the memory sees."""
-        _, c = inputs.tokens.shape
-        x = self.embed(inputs)  # (B, c, C)
-        positions, mask = cache.prepare(c)
+        `lengths[i]`: how many of the (right-padded) chunk's tokens are real in row i (default:
+        all c); `rows`: which cache rows the b input rows are (default: all, in order). Call
+        under torch.no_grad() / torch.inference_mode(). Each row's rotary positions continue
+        from its own position in the cache; see gato/kv_cache.py for what the memory sees."""
+        b, c = inputs.tokens.shape
+        x = self.embed(inputs)  # (b, c, C)
+        positions, mask = cache.prepare(c, lengths, rows)  # (b, c), mask or None
         cos, sin = rotary_cos_sin(positions, self.config.d_head, self.config.rope_base, x.dtype)
+        cos, sin = cos[:, None], sin[:, None]  # (b, 1, c, D/2): broadcast over heads
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, mask, cache, i)
         cache.advance()
-        x = self.ln_f(x[:, -1] if last_only else x)
-        return self._project(x)[..., : self.config.vocab_size]
+        if last_only:
+            last = (
+                torch.tensor(lengths, device=x.device) - 1 if lengths else torch.full((b,), c - 1)
+            )
+            x = x[torch.arange(b, device=x.device), last.to(x.device)]  # (b, C)
+        return self._project(self.ln_f(x))[..., : self.config.vocab_size]
 
     def new_cache(self, batch_size: int, capacity: int | None = None) -> KVCache:
         """An empty KVCache for this model (owned by the caller, not stored here)."""

@@ -4,27 +4,40 @@
     policy.reset(prompt=demo_episode)          # a successful demonstration, context only
     action = policy.act(observation)           # float32 array or int, as env.step takes it
 
+    batch = GatoPolicy(model, info, num_envs=8)        # one row per environment
+    batch.start(3, prompt=demo, seed=2_000_003)        # row 3 begins an episode
+    actions = batch.act_batch({0: obs0, ..., 7: obs7})  # every active row, one forward per token
+    batch.stop(3)                                      # row 3 leaves the batch
+
 The model stays a stateless nn.Module; everything a rollout accumulates (the token stream, the
-KV cache, the timestep counter, the sampling RNG) lives here.
+KV cache, the timestep counter, the sampling RNG) lives here, per row. Rows are independent: each
+has its own prompt, timestep, sampling generator (seeded by its episode) and cache row, so a
+row's actions do not depend on how many other rows act beside it or when they started.
 
 Token layout matches training exactly (gato/serialize.py): each observation is tokenized as
 `[obs..., '|']` with local positions from 0, and every sampled action token is fed back as an
 ACTION token with local position len(obs) + i. Each action token is restricted to the tokens valid
 for its dimension (`action_token_bounds`): logits outside [lo, hi) never win.
 
+Batching. The first forward of a step feeds, per row, the previous step's last action token and
+the new observation (plus the prompt on a row's first step); rows of different lengths are
+right-padded and masked (gato/kv_cache.py), never truncated. Rows that are feeding a prompt go
+in their own forward, so one long prompt does not pad every other row to its length. Then each
+further action token is one forward of one token for all rows.
+
 Memory. The cached path feeds tokens through a :class:`gato.kv_cache.KVCache` whose window is
 `context_tokens`: a Transformer-XL style sliding memory (each layer's query sees that layer's
 last `context_tokens` keys, and deeper keys carry older context). The uncached path recomputes
-the exact same function from scratch: a banded-causal forward (`attn_window=context_tokens`)
-over the last `n_layer * (context_tokens - 1) + 1` tokens, which is the whole receptive field of
-that memory (each layer reaches context_tokens - 1 tokens further back). So cached and uncached
-acting agree (up to float rounding) even after the window has slid; while the stream is at most
-`context_tokens` long both are plain causal attention over the whole context, as in training.
+the exact same function from scratch, row by row: a banded-causal forward
+(`attn_window=context_tokens`) over the last `n_layer * (context_tokens - 1) + 1` tokens, which is
+the whole receptive field of that memory. So cached and uncached acting agree (up to float
+rounding) even after the window has slid.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +50,33 @@ from gato.serialize import action_sequence, decode_action, tokenize_timestep
 from gato.specs import DiscreteSpec, action_token_bounds
 
 
+def sample_tokens(
+    logits: torch.Tensor,
+    lo: int,
+    hi: int,
+    greedy: bool = False,
+    temperature: float = 1.0,
+    generators: Sequence[torch.Generator | None] | None = None,
+) -> list[int]:
+    """One token id in [lo, hi) per row of (b, V) logits, row i drawn with generators[i].
+
+    Only the [lo, hi) slice takes part, so an invalid token can never be drawn whatever the
+    logits are. Probabilities are computed in float64 (tiny ones stay exact). temperature <= 0
+    means greedy."""
+    if not 0 <= lo < hi <= logits.shape[-1]:
+        raise ValueError(f"token range [{lo}, {hi}) is outside a vocabulary of {logits.shape[-1]}")
+    valid = logits[:, lo:hi].to(torch.float64)  # (b, hi - lo)
+    if greedy or temperature <= 0:
+        return (torch.argmax(valid, dim=-1) + lo).tolist()
+    probs = torch.softmax(valid / temperature, dim=-1).cpu()  # the generators live on the CPU
+    gens = list(generators) if generators is not None else [None] * len(probs)
+    if len(gens) != len(probs):
+        raise ValueError(f"{len(probs)} rows of logits but {len(gens)} generators")
+    return [
+        lo + int(torch.multinomial(p, 1, generator=g)) for p, g in zip(probs, gens, strict=True)
+    ]
+
+
 def sample_token(
     logits: torch.Tensor,
     lo: int,
@@ -45,19 +85,8 @@ def sample_token(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> int:
-    """One token id in [lo, hi) from a (V,) row of logits.
-
-    Everything outside [lo, hi) is masked to -inf before the softmax / argmax, so an invalid
-    token can never be drawn whatever the logits are. temperature <= 0 means greedy.
-    """
-    if not 0 <= lo < hi <= logits.shape[-1]:
-        raise ValueError(f"token range [{lo}, {hi}) is outside a vocabulary of {logits.shape[-1]}")
-    masked = torch.full_like(logits, float("-inf"), dtype=torch.float64)
-    masked[lo:hi] = logits[lo:hi].to(torch.float64)  # float64: tiny probabilities stay exact
-    if greedy or temperature <= 0:
-        return int(torch.argmax(masked))
-    probs = torch.softmax(masked / temperature, dim=-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    """One token id in [lo, hi) from a (V,) row of logits (see :func:`sample_tokens`)."""
+    return sample_tokens(logits[None], lo, hi, greedy, temperature, [generator])[0]
 
 
 def prompt_sequence(prompt, task_info, prompt_tokens: int, text_tokenizer=None) -> TokenSequence:
@@ -85,8 +114,28 @@ def prompt_sequence(prompt, task_info, prompt_tokens: int, text_tokenizer=None) 
     return seq.window(0, min(prompt_tokens, len(seq))).without_targets()
 
 
+@dataclass
+class RowState:
+    """What one row (one environment's episode) has accumulated since it started."""
+
+    generator: torch.Generator
+    timestep: int = 0
+    pending: list[TokenSequence] = field(default_factory=list)  # fed with the next observation
+    stream: TokenSequence = field(default_factory=empty_sequence)  # uncached path's context
+    fed: int = 0
+    prompt_length: int = 0
+    prefill: bool = False  # the prompt is still pending: this row feeds it in its own forward
+    last_action_tokens: np.ndarray | None = None
+    last_logits: torch.Tensor | None = None  # (A, V): the logits each action token came from
+
+    @property
+    def tokens_fed(self) -> int:
+        """Tokens in the stream since the row started (prompt included), pending ones too."""
+        return self.fed + sum(len(s) for s in self.pending)
+
+
 class GatoPolicy:
-    """A Gato model acting in one task's environment; one instance per concurrent rollout."""
+    """A Gato model acting in `num_envs` environments of one task, one row each."""
 
     def __init__(
         self,
@@ -100,6 +149,7 @@ class GatoPolicy:
         seed: int | None = None,
         device: str | torch.device = "cpu",
         text_tokenizer=None,
+        num_envs: int = 1,
     ):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -114,101 +164,210 @@ class GatoPolicy:
             raise ValueError(f"prompt_tokens must be >= 0, got {self.prompt_tokens}")
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        self.num_envs = num_envs
         self.greedy = greedy
         self.temperature = temperature
         self.use_cache = use_cache
         self.text_tokenizer = text_tokenizer
-        self.generator = torch.Generator(device="cpu")
-        self.generator.manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
+        self.seed = seed if seed is not None else int(torch.seed() % 2**62)
         lo, hi = action_token_bounds(self.action_spec)
         self._bounds = list(zip(lo.tolist(), hi.tolist(), strict=True))
         cfg = model.config
         # The whole receptive field of the sliding memory (see the module docstring).
         self._receptive_field = cfg.n_layer * (self.context_tokens - 1) + 1
-        self._cache: KVCache | None = None
-        if use_cache:
-            w = model.embed.wte.weight
-            self._cache = KVCache(
-                cfg.n_layer,
-                1,
-                cfg.n_head,
-                cfg.d_head,
-                self.context_tokens,
-                device=w.device,
-                dtype=w.dtype,
-            )
+        weight = model.embed.wte.weight
+        self.dtype = weight.dtype
+        self._cache = KVCache.for_model(model, 0, window=self.context_tokens) if use_cache else None
+        self._rows: dict[int, RowState] = {}
+        self._order: list[int] = []  # active rows, in cache-row order
         self.reset()
 
     # --- rollout state ---
 
-    def reset(self, prompt=None, seed: int | None = None) -> None:
-        """Start an episode: forget the stream and, given a demonstration, feed its first
-        `prompt_tokens` tokens as context. `seed` reseeds the sampling RNG (so an episode's
-        actions do not depend on the episodes sampled before it)."""
-        if seed is not None:
-            self.generator.manual_seed(seed)
-        self.timestep = 0
-        self.last_action_tokens: np.ndarray | None = None
-        self._pending: list[TokenSequence] = []  # fed to the cache with the next observation
-        self._stream = empty_sequence()  # uncached path: the receptive field of the memory
-        if self._cache is not None:
-            self._cache.reset()
-        self._fed = 0
-        self.prompt_length = 0
+    @property
+    def active(self) -> list[int]:
+        """The rows that are in an episode, in the order the batch holds them."""
+        return list(self._order)
+
+    def row(self, index: int) -> RowState:
+        return self._rows[index]
+
+    def start(self, index: int, prompt=None, seed: int | None = None) -> None:
+        """Row `index` begins an episode: it forgets its stream and, given a demonstration,
+        feeds its first `prompt_tokens` tokens as context. `seed` reseeds the row's sampling RNG
+        (so an episode's actions depend only on its own seed); without one, a new row draws
+        from the policy's seed + index and a restarted row continues its generator."""
+        if not 0 <= index < self.num_envs:
+            raise ValueError(f"row {index} is outside [0, {self.num_envs})")
+        old = self._rows.get(index)
+        if old is not None and seed is None:
+            generator = old.generator
+        else:
+            generator = torch.Generator(device="cpu")
+            generator.manual_seed(seed if seed is not None else self.seed + index)
+        row = RowState(generator)
         if prompt is not None and self.prompt_tokens > 0:
             seq = prompt_sequence(prompt, self.task_info, self.prompt_tokens, self.text_tokenizer)
-            self.prompt_length = len(seq)
+            row.prompt_length = len(seq)
             if len(seq):
-                self._pending.append(seq)  # fed lazily, in one chunk with the first observation
+                row.pending.append(seq)  # fed lazily, in one chunk with the first observation
+                row.prefill = True
+        self._rows[index] = row
+        if index in self._order:
+            if self._cache is not None:
+                self._cache.reset([self._order.index(index)])
+        else:
+            self._order.append(index)
+            if self._cache is not None:
+                self._cache.add_rows(1)
+
+    def stop(self, index: int) -> None:
+        """Row `index` leaves the batch (its environment has no more episodes to run)."""
+        if index not in self._order:
+            raise ValueError(f"row {index} is not active (active: {self._order})")
+        position = self._order.index(index)
+        keep = [i for i in range(len(self._order)) if i != position]
+        self._order.pop(position)
+        del self._rows[index]
+        if self._cache is not None:
+            self._cache.keep_rows(keep)
+
+    def reset(self, prompt=None, seed: int | None = None) -> None:
+        """Every row begins an episode with this prompt and seed (see :meth:`start`)."""
+        for index in range(self.num_envs):
+            self.start(index, prompt, seed)
+
+    # Single-environment views (num_envs == 1), as a plain rollout uses them.
+    @property
+    def timestep(self) -> int:
+        return self._only().timestep
+
+    @property
+    def last_action_tokens(self) -> np.ndarray | None:
+        return self._only().last_action_tokens
+
+    @property
+    def prompt_length(self) -> int:
+        return self._only().prompt_length
 
     @property
     def tokens_fed(self) -> int:
-        """Tokens in the stream since reset (prompt included), pending ones included."""
-        return self._fed + sum(len(s) for s in self._pending)
+        return self._only().tokens_fed
+
+    def _only(self) -> RowState:
+        if self.num_envs != 1:
+            raise ValueError(f"this policy has {self.num_envs} rows: use row(i)")
+        return self._rows[0]
 
     # --- acting ---
 
     @torch.inference_mode()
     def act(self, observation: Mapping[str, Any]):
-        """The action for this observation, in the env's action space: a float32 array
-        (continuous) or an int (a discrete spec of shape ()); int64 array for discrete vectors."""
-        obs_seq = tokenize_timestep(
-            observation, None, self.obs_spec, self.action_spec, self.timestep, self.text_tokenizer
-        )
-        logits = self._feed(obs_seq)
-        tokens = []
-        for i, (lo, hi) in enumerate(self._bounds):
-            if i:  # feed back the previous action token as what it is: an ACTION token
-                prev = action_sequence([tokens[-1]], self.timestep, len(obs_seq) + i - 1)
-                logits = self._feed(prev)
-            tokens.append(
-                sample_token(logits, lo, hi, self.greedy, self.temperature, self.generator)
-            )
-        # The last action token is needed only by the next observation: defer it, saving a
-        # forward pass per step.
-        last_pos = len(obs_seq) + len(tokens) - 1
-        self._pending.append(action_sequence([tokens[-1]], self.timestep, last_pos))
-        self.timestep += 1
-        self.last_action_tokens = np.asarray(tokens, np.int64)
-        action = decode_action(self.last_action_tokens, self.action_spec)
-        if isinstance(self.action_spec, DiscreteSpec) and action.shape == ():
-            return int(action)
-        return action
+        """The action for this observation (num_envs == 1), in the env's action space: a float32
+        array (continuous) or an int (a discrete spec of shape ()); int64 array for discrete
+        vectors."""
+        self._only()
+        return self.act_batch({0: observation})[0]
 
-    def _feed(self, seq: TokenSequence) -> torch.Tensor:
-        """Append pending tokens and `seq` to the stream; return the (V,) logits of its last
-        position."""
-        chunk = concatenate([*self._pending, seq])
-        self._pending = []
-        self._fed += len(chunk)
-        if self._cache is not None:
-            inputs = GatoInputs.from_sequences([chunk], device=self.device)
-            return self.model.forward_cached(inputs, self._cache, last_only=True)[0]
-        stream = concatenate([self._stream, chunk])
+    @torch.inference_mode()
+    def act_batch(self, observations: Mapping[int, Mapping[str, Any]]) -> dict[int, Any]:
+        """One action per active row, sampled together: {row: observation} -> {row: action}.
+        Every active row must be given (the rows advance in lockstep)."""
+        if set(observations) != set(self._order):
+            missing = sorted(set(self._order) - set(observations))
+            extra = sorted(set(observations) - set(self._order))
+            raise ValueError(
+                f"act_batch needs every active row: missing {missing}, not active {extra}"
+            )
+        order = self._order
+        obs_seqs = {
+            i: tokenize_timestep(
+                observations[i],
+                None,
+                self.obs_spec,
+                self.action_spec,
+                self._rows[i].timestep,
+                self.text_tokenizer,
+            )
+            for i in order
+        }
+        prefill = [i for i in order if self._rows[i].prefill]
+        rest = [i for i in order if not self._rows[i].prefill]
+        logits: dict[int, torch.Tensor] = {}
+        for group in (prefill, rest) if prefill and rest else (order,):
+            logits.update(self._feed(group, [obs_seqs[i] for i in group]))
+        tokens: dict[int, list[int]] = {i: [] for i in order}
+        seen: dict[int, list[torch.Tensor]] = {i: [] for i in order}
+        generators = [self._rows[i].generator for i in order]
+        for k, (lo, hi) in enumerate(self._bounds):
+            if k:  # feed back the previous action token as what it is: an ACTION token
+                prev = [
+                    action_sequence(
+                        [tokens[i][-1]], self._rows[i].timestep, len(obs_seqs[i]) + k - 1
+                    )
+                    for i in order
+                ]
+                logits = self._feed(order, prev)
+            for i in order:
+                seen[i].append(logits[i])
+            batch = torch.stack([logits[i] for i in order])  # (b, V)
+            sampled = sample_tokens(batch, lo, hi, self.greedy, self.temperature, generators)
+            for i, t in zip(order, sampled, strict=True):
+                tokens[i].append(t)
+        actions = {}
+        for i in order:
+            row = self._rows[i]
+            # The last action token is needed only by the next observation: defer it, saving
+            # a forward pass per step.
+            last_pos = len(obs_seqs[i]) + len(tokens[i]) - 1
+            row.pending.append(action_sequence([tokens[i][-1]], row.timestep, last_pos))
+            row.timestep += 1
+            row.last_action_tokens = np.asarray(tokens[i], np.int64)
+            row.last_logits = torch.stack(seen[i])
+            action = decode_action(row.last_action_tokens, self.action_spec)
+            if isinstance(self.action_spec, DiscreteSpec) and action.shape == ():
+                action = int(action)
+            actions[i] = action
+        return actions
+
+    def _feed(self, indices: list[int], seqs: list[TokenSequence]) -> dict[int, torch.Tensor]:
+        """Append each row's pending tokens and its sequence to its stream; return the (V,)
+        logits of each row's last position."""
+        chunks = []
+        for i, seq in zip(indices, seqs, strict=True):
+            row = self._rows[i]
+            chunk = concatenate([*row.pending, seq]) if row.pending else seq
+            row.pending, row.prefill = [], False
+            row.fed += len(chunk)
+            chunks.append(chunk)
+        if self._cache is None:
+            return {i: self._recompute(i, c) for i, c in zip(indices, chunks, strict=True)}
+        lengths = [len(c) for c in chunks]
+        rows = [self._order.index(i) for i in indices]
+        inputs = self._inputs(chunks)
+        logits = self.model.forward_cached(
+            inputs,
+            self._cache,
+            lengths=None if len(set(lengths)) == 1 else lengths,
+            rows=None if rows == list(range(len(self._order))) else rows,
+        )
+        return dict(zip(indices, logits, strict=True))
+
+    def _recompute(self, index: int, chunk: TokenSequence) -> torch.Tensor:
+        """The uncached path: one row's receptive field through a banded-causal forward."""
+        row = self._rows[index]
+        stream = concatenate([row.stream, chunk])
         if len(stream) > self._receptive_field:  # older tokens cannot reach the next logits
             stream = stream.window(len(stream) - self._receptive_field, len(stream))
-        self._stream = stream
-        inputs = GatoInputs.from_sequences([stream], device=self.device)
+        row.stream = stream
         window = self.context_tokens if len(stream) > self.context_tokens else None
-        logits, _ = self.model(inputs, last_only=True, attn_window=window)
+        logits, _ = self.model(self._inputs([stream]), last_only=True, attn_window=window)
         return logits[0]
+
+    def _inputs(self, seqs: list[TokenSequence]) -> GatoInputs:
+        inputs = GatoInputs.from_sequences(seqs, device=self.device)
+        if inputs.patches.dtype != self.dtype:  # a bf16 model reads bf16 pixels
+            inputs.patches = inputs.patches.to(self.dtype)
+        return inputs

@@ -8,19 +8,26 @@ import pytest
 import torch
 from test_prompts import babyai_episode, cartpole_episode
 
-from gato.checkpoint import CheckpointError, save_checkpoint
+from gato.checkpoint import CheckpointError, checkpoint_tasks, newest_checkpoint, save_checkpoint
 from gato.config import get_config
-from gato.deploy import DeployArgs, main, newest_checkpoint
+from gato.deploy import DeployArgs, main
 from gato.model import Gato
 from gato.prompts import save_prompt
 
 TASKS = ["cartpole.balance", "babyai.go-to-red-ball"]
 
 
-def write_checkpoint(run_dir, step: int = 1, tasks=TASKS):
+def write_checkpoint(run_dir, step: int = 1, tasks=TASKS, sampler=False):
+    """A debug checkpoint recording `tasks` as fine-tuning does (state['tasks']), or as
+    gato.train does (state['sampler']['tasks'], a dict keyed by name) with `sampler`."""
     torch.manual_seed(0)
-    cfg = get_config("debug", block_size=48)
-    state = {"tasks": tasks} if tasks is not None else {}
+    cfg = get_config("debug", block_size=256)  # a whole BabyAI timestep (~155 tokens) fits
+    if tasks is None:
+        state = {}
+    elif sampler:
+        state = {"sampler": {"tasks": {t: {"weight": 1.0} for t in tasks}}}
+    else:
+        state = {"tasks": tasks}
     return save_checkpoint(run_dir, step, Gato(cfg).state_dict(), cfg, state=state)
 
 
@@ -114,6 +121,17 @@ def test_newest_checkpoint_is_by_time_across_runs(tmp_path):
     past = time.time() - 100
     os.utime(old / "manifest.json", (past, past))
     assert newest_checkpoint(tmp_path / "runs") == new
+    # By task: the newest checkpoint whose recorded tasks include it, as gato.train records
+    # them (the sampler's state) or as fine-tuning does (a list); JAT aliases count.
+    only_pong = write_checkpoint(
+        tmp_path / "runs" / "c", step=3, tasks=["atari.pong"], sampler=True
+    )
+    assert checkpoint_tasks({"sampler": {"tasks": {"atari.pong": {}}}}) == ["atari.pong"]
+    assert newest_checkpoint(tmp_path / "runs") == only_pong
+    assert newest_checkpoint(tmp_path / "runs", task="cartpole.balance") == new
+    assert newest_checkpoint(tmp_path / "runs", task="atari-pong") == only_pong
+    with pytest.raises(CheckpointError, match="trained on 'metaworld.reach'"):
+        newest_checkpoint(tmp_path / "runs", task="metaworld.reach")
 
 
 def test_clear_errors(setup, tmp_path, capsys):
@@ -125,11 +143,18 @@ def test_clear_errors(setup, tmp_path, capsys):
     # No checkpoint anywhere.
     assert main(["--prompt", str(demo), "--runs-dir", str(tmp / "nothing")]) == 2
     assert "no checkpoint under" in capsys.readouterr().err
-    # A task the checkpoint was not trained on, unless allowed.
-    write_checkpoint(tmp / "runs" / "r2", tasks=["babyai.go-to-red-ball"])
-    assert main(["--prompt", str(demo), *runs]) == 2
+    # A task the checkpoint was not trained on, unless allowed. Without --checkpoint the newest
+    # checkpoint trained on the task is picked (r1), not the newest one (r2).
+    r2 = write_checkpoint(tmp / "runs" / "r2", tasks=["babyai.go-to-red-ball"], sampler=True)
+    assert main(["--prompt", str(demo), *runs]) == 0
+    assert "runs/r1/" in capsys.readouterr().out
+    assert main(["--prompt", str(demo), "--checkpoint", str(r2), *runs[2:]]) == 2
     assert "not trained on 'cartpole.balance'" in capsys.readouterr().err
-    assert main(["--prompt", str(demo), "--allow-unseen-task", *runs]) == 0
+    assert main(["--prompt", str(demo), "--checkpoint", str(r2), "--allow-unseen-task"]) == 0
+    # A context shorter than one timestep (cartpole: 5 + '|' + 1 = 7 tokens) is refused.
+    assert main(["--prompt", str(demo), "--context-tokens", "6", *runs]) == 2
+    err = capsys.readouterr().err
+    assert "cartpole.balance" in err and "7 tokens" in err and "Traceback" not in err
     # A prompt with the wrong observation layout.
     bad = tmp / "bad.pkl"
     import pickle

@@ -87,15 +87,17 @@ def test_rollout_jobs_are_deterministic_and_rotate_demos():
     assert rollout_jobs("cartpole.balance", [], 1, 0, None)[0].prompt is None
 
 
-def run_eval(tmp_path, workers: int, out: str):
+def run_eval(tmp_path, workers: int, out: str, num_envs: int = 16, episodes: int = 2):
     return main(
         [
+            "--num-envs",
+            str(num_envs),
             "--checkpoint",
             str(tmp_path / "runs" / "r1"),
             "--tasks",
             "cartpole.balance",
             "--episodes",
-            "2",
+            str(episodes),
             "--workers",
             str(workers),
             "--max-steps",
@@ -126,15 +128,29 @@ def test_evaluate_in_process(eval_setup, capsys):
         assert (eval_setup / "eval1" / name).stat().st_size > 0
 
 
+def test_results_do_not_depend_on_num_envs(eval_setup):
+    """Rollout i keeps its seed and its own sampling generator: one env at a time and 8 envs
+    acting together in one batched policy give the same returns, rollout by rollout."""
+    one = run_eval(eval_setup, 1, "one", num_envs=1, episodes=9)["rollouts"]
+    eight = run_eval(eval_setup, 1, "eight", num_envs=8, episodes=9)["rollouts"]
+    assert [r["seed"] for r in one] == [EVAL_SEED_OFFSET + i for i in range(9)]
+    assert [r["return"] for r in one] == [r["return"] for r in eight]
+    assert len({r["return"] for r in one}) > 3  # sampled actions: returns really differ
+
+
 @pytest.mark.slow  # spawns 2 worker processes that each import torch and load the model
 def test_evaluate_end_to_end_with_workers(eval_setup):
-    report = run_eval(eval_setup, 2, "eval2")
+    report = run_eval(eval_setup, 2, "eval2", num_envs=8)
     saved = json.loads((eval_setup / "eval2" / "eval.json").read_text())
     assert saved["tasks"][0]["task"] == "cartpole.balance"
     assert saved["tasks"][0]["normalized_score"] is not None
     assert saved["aggregate"]["per_family"]["dmc"]["tasks"] == 1
     assert [r["steps"] for r in saved["rollouts"]] == [6, 6]
     assert saved["rollouts"][0]["demo_index"] != saved["rollouts"][1]["demo_index"]
-    # Seeds depend only on the rollout: the same returns in one process as in two workers.
-    again = run_eval(eval_setup, 1, "eval1")
+    # Seeds depend only on the rollout: the same returns in one process with one env as in two
+    # workers with 8 envs each.
+    again = run_eval(eval_setup, 1, "eval1", num_envs=1)
     assert [r["return"] for r in again["rollouts"]] == [r["return"] for r in report["rollouts"]]
+    many = run_eval(eval_setup, 2, "eval8", num_envs=8, episodes=9)["rollouts"]
+    single = run_eval(eval_setup, 1, "eval1x9", num_envs=1, episodes=9)["rollouts"]
+    assert [r["return"] for r in many] == [r["return"] for r in single]

@@ -41,7 +41,7 @@ def test_cached_equals_full_forward_within_window():
     cache = model.new_cache(batch_size=2)
     cached = feed(model, seqs, cache)
     assert (cached - full).abs().max().item() < 1e-4
-    assert cache.pos == len(seqs[0])
+    assert cache.positions == [len(seqs[0])] * 2
     # last-position logits, one token at a time after a prefill
     cache.reset()
     model.forward_cached(GatoInputs.from_sequences([s.window(0, 50) for s in seqs]), cache)
@@ -65,7 +65,7 @@ def test_cached_slides_past_the_window():
         cache = KVCache.for_model(model, batch_size=2, capacity=capacity)
         cached = feed(model, seqs, cache)
         assert (cached - reference).abs().max().item() < 1e-4
-        assert cache.window_start == len(seqs[0]) - 31
+        assert cache.window_starts == [len(seqs[0]) - 31] * 2
     # the band matters: plain causal attention over the whole stream differs after the window
     assert torch.equal(reference[:, :32], causal[:, :32])
     assert (reference[:, 40:] - causal[:, 40:]).abs().max().item() > 1e-3
@@ -108,6 +108,78 @@ def test_cache_is_owned_by_the_caller():
     cache = model.new_cache(1)
     with torch.no_grad():
         model.forward_cached(GatoInputs.from_sequences([seq.window(0, 10)]), cache)
-    assert cache.pos == 10 and not any(n for n, _ in model.named_buffers())
+    assert cache.positions == [10] and not any(n for n, _ in model.named_buffers())
     state = model.state_dict()
     assert all(not k.startswith("cache") for k in state)
+
+
+@torch.no_grad()
+def test_ragged_rows_equal_independent_caches():
+    """Rows of different lengths, fed ragged chunks (right-padded, `lengths` real tokens per
+    row), with one row starting late and one row reset mid-way, each equal a single-row cache
+    fed the same tokens; and past the window the band still holds per row."""
+    model = debug_model(block_size=32)
+    seqs = [episode(1, steps=7), episode(2, steps=9), episode(5, steps=6)]  # 140, 144, 120 tokens
+    refs = [model(GatoInputs.from_sequences([s]), attn_window=32)[0][0] for s in seqs]
+    cache = KVCache.for_model(model, batch_size=3, capacity=40)  # small: slides and grows
+    cursors, outs = [0, 0, 0], [[], [], []]
+    schedule = [(7, 3, 11), (1, 1, 1), (13, 2, 1), (1, 5, 1), (30, 1, 17), (1, 1, 1)]
+    step = 0
+    while any(c < len(s) for c, s in zip(cursors, seqs, strict=True)):
+        sizes = schedule[step % len(schedule)]
+        step += 1
+        rows = [r for r in range(3) if cursors[r] < len(seqs[r])]
+        if step < 3:
+            rows = [r for r in rows if r != 2]  # row 2 starts two chunks late
+        chunks = [
+            seqs[r].window(cursors[r], min(cursors[r] + sizes[r], len(seqs[r]))) for r in rows
+        ]
+        lengths = [len(c) for c in chunks]
+        inputs = GatoInputs.from_sequences(chunks)
+        logits = model.forward_cached(inputs, cache, last_only=False, lengths=lengths, rows=rows)
+        for i, r in enumerate(rows):
+            outs[r].append(logits[i, : lengths[i]])
+            cursors[r] += lengths[i]
+    for r, seq in enumerate(seqs):
+        got = torch.cat(outs[r])
+        assert got.shape[0] == len(seq)
+        assert (got - refs[r]).abs().max().item() < 1e-4, r
+    assert cache.positions == [len(s) for s in seqs]
+    # last_only returns each row's last real token, not the padded chunk's last position
+    cache.reset([1])
+    first = seqs[1].window(0, 5)
+    out = model.forward_cached(
+        GatoInputs.from_sequences([first, seqs[0].window(0, 2)]), cache, lengths=[5, 2], rows=[1, 0]
+    )
+    assert (out[0] - refs[1][4]).abs().max().item() < 1e-4
+
+
+@torch.no_grad()
+def test_rows_leave_and_join_the_batch():
+    model = debug_model(block_size=32)
+    seqs = [episode(1, steps=3), episode(3, steps=3)]
+    ref, _ = model(GatoInputs.from_sequences(seqs))
+    cache = model.new_cache(batch_size=2)
+    model.forward_cached(GatoInputs.from_sequences([s.window(0, 20) for s in seqs]), cache)
+    cache.keep_rows([1])
+    assert cache.batch_size == 1 and cache.positions == [20]
+    out = model.forward_cached(GatoInputs.from_sequences([seqs[1].window(20, 21)]), cache)
+    assert (out[0] - ref[1, 20]).abs().max().item() < 1e-4
+    cache.add_rows(1)
+    assert cache.positions == [21, 0]
+    out = model.forward_cached(
+        GatoInputs.from_sequences([seqs[1].window(21, 22), seqs[0].window(0, 1)]), cache
+    )
+    assert (out[0] - ref[1, 21]).abs().max().item() < 1e-4
+    assert (out[1] - ref[0, 0]).abs().max().item() < 1e-4
+
+
+def test_bad_row_lengths_are_errors():
+    cache = KVCache(1, 2, 1, 2, window=4)
+    for lengths in ([0, 1], [3, 1], [1]):
+        try:
+            cache.prepare(2, lengths)
+        except ValueError as e:
+            assert "length" in str(e)
+        else:
+            raise AssertionError(f"{lengths} accepted")

@@ -21,7 +21,7 @@ MODEL = debug_model(0, block_size=32)
 def sharp_model():
     """The debug model with O(1) activations: at GPT-2 init (std 0.02) every greedy action is
     the same token, which would let a wrong memory pass the cached == uncached test."""
-    model = debug_model(1, block_size=32)
+    model = debug_model(7, block_size=32)
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() >= 2:
@@ -130,13 +130,14 @@ def test_stream_has_the_training_layout():
     rng = np.random.default_rng(0)
     steps = [rich_obs(rng) for _ in range(4)]
     actions = np.stack([policy.act(o) for o in steps])
-    policy._feed(policy._pending.pop())  # the last action token is pending until the next step
+    row = policy.row(0)
+    policy._feed([0], [row.pending.pop()])  # the last action token is pending until the next step
     stacked = {
         k: [s[k] for s in steps] if k == "mission" else np.stack([s[k] for s in steps])
         for k in OBS_SPEC
     }
     expected = tokenize_episode(stacked, actions, OBS_SPEC, spec, FakeText())
-    got = policy._stream
+    got = row.stream
     for name in ("tokens", "kinds", "local_positions", "timesteps"):
         np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
     np.testing.assert_array_equal(got.patches, expected.patches)
@@ -155,11 +156,11 @@ def test_prompt_is_context_only_and_cut_to_prompt_tokens():
     policy = GatoPolicy(MODEL, info, prompt_tokens=20, use_cache=False, seed=0)
     policy.reset(demo)
     assert policy.prompt_length == 20 and policy.tokens_fed == 20
-    prompt = policy._pending[0]
+    prompt = policy.row(0).pending[0]
     assert not prompt.loss_mask.any()
     assert (prompt.kinds[:5] == Kind.CONTINUOUS).all() and prompt.kinds[5] == Kind.SEPARATOR
     policy.act(state_obs(rng))
-    assert policy._stream.local_positions[20] == 0  # the episode's first step starts at 0
+    assert policy.row(0).stream.local_positions[20] == 0  # the episode's first step starts at 0
     policy.reset()
     assert policy.tokens_fed == 0 and policy.timestep == 0
 
@@ -197,8 +198,8 @@ def test_cached_equals_uncached_greedy_after_sliding(discrete):
             seen.extend(cached.last_action_tokens.tolist())
         assert len(set(seen)) >= 3  # the actions depend on the context: the check has teeth
         assert cached.tokens_fed > 5 * ctx  # slid several times
-        assert cached._cache.pos + 1 == cached.tokens_fed
-        assert len(uncached._stream) == SHARP.config.n_layer * (ctx - 1) + 1
+        assert cached._cache.positions[0] + 1 == cached.tokens_fed
+        assert len(uncached.row(0).stream) == SHARP.config.n_layer * (ctx - 1) + 1
 
 
 def test_same_seed_same_actions_and_reset_reseeds():
@@ -218,3 +219,103 @@ def test_wrong_observation_layout_is_a_clear_error():
         policy.act({"image_observations": np.zeros((16, 16, 3), np.uint8)})
     with pytest.raises(ValueError, match="shape"):
         policy.act({"continuous_observations": np.zeros(4, np.float32)})
+
+
+# ----------------------------------------------------------------------- batched acting
+
+
+def _demo(rng, steps: int, mission: str, discrete: bool) -> Episode:
+    return Episode(
+        "test.task",
+        {
+            "image": rng.integers(0, 256, (steps, 32, 32, 3), dtype=np.uint8),
+            "state": rng.normal(size=(steps, 3)),
+            "grid": rng.integers(0, 10, (steps, 2)),
+            "mission": [mission] * steps,
+        },
+        rng.integers(0, 7, (steps, 2)) if discrete else rng.uniform(-1, 1, (steps, 2)),
+        np.zeros(steps, np.float32),
+    )
+
+
+@pytest.mark.parametrize(
+    "discrete,greedy", [(False, True), (True, True), (False, False), (True, False)]
+)
+def test_batched_rows_equal_single_env_policies(discrete, greedy):
+    """One policy with 3 rows acts exactly like 3 single-env policies: prompts of different
+    lengths, observations of different token counts (mission texts), a row that starts late
+    and one that restarts mid-way, a memory that slides. Logits agree to 1e-5 and the actions
+    are identical, greedy and sampled (each row draws from its own seeded generator)."""
+    spec = DiscreteSpec((2,), 7) if discrete else ContinuousSpec((2,))
+    info = task(spec, OBS_SPEC)
+    rng = np.random.default_rng(11)
+    missions = ["red ball", "door", "the green key"]
+    demos = [_demo(rng, n, m, discrete) for n, m in zip((1, 3, 5), missions, strict=True)]
+    kwargs = dict(context_tokens=48, prompt_tokens=40, greedy=greedy, text_tokenizer=FakeText())
+    batched = GatoPolicy(SHARP, info, num_envs=3, **kwargs)
+    singles = [GatoPolicy(SHARP, info, **kwargs) for _ in range(3)]
+    for i in (0, 1):
+        batched.start(i, demos[i], seed=100 + i)
+        singles[i].reset(demos[i], seed=100 + i)
+    batched.stop(2)  # row 2 joins later
+    seen = set()
+    for t in range(14):
+        if t == 3:
+            batched.start(2, demos[2], seed=102)
+            singles[2].reset(demos[2], seed=102)
+        if t == 7:  # row 1's episode ends: it restarts with another prompt and seed
+            batched.start(1, demos[0], seed=200)
+            singles[1].reset(demos[0], seed=200)
+        if t == 11:
+            batched.stop(0)
+        obs = {}
+        for i in batched.active:
+            o = rich_obs(rng)
+            o["mission"] = missions[i]
+            obs[i] = o
+        actions = batched.act_batch(obs)
+        assert sorted(actions) == sorted(obs)
+        for i, o in obs.items():
+            expected = singles[i].act(o)
+            np.testing.assert_array_equal(actions[i], expected)
+            np.testing.assert_array_equal(
+                batched.row(i).last_action_tokens, singles[i].last_action_tokens
+            )
+            diff = (batched.row(i).last_logits - singles[i].row(0).last_logits).abs().max()
+            assert diff.item() < 1e-5, (t, i, diff.item())
+            seen.update(singles[i].last_action_tokens.tolist())
+    assert len(seen) >= 4  # actions depend on the context: the comparison has teeth
+    assert batched.row(1).tokens_fed > 48  # the memory slid
+
+
+def test_act_batch_needs_every_active_row():
+    info = task(ContinuousSpec((1,)))
+    policy = GatoPolicy(MODEL, info, num_envs=2, seed=0)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"missing \[1\]"):
+        policy.act_batch({0: state_obs(rng)})
+    policy.stop(1)
+    with pytest.raises(ValueError, match=r"not active \[1\]"):
+        policy.act_batch({0: state_obs(rng), 1: state_obs(rng)})
+    with pytest.raises(ValueError, match="outside"):
+        policy.start(2)
+    with pytest.raises(ValueError, match="rows"):
+        policy.act(state_obs(rng))  # two-row policies act through act_batch
+
+
+def test_bf16_policy_acts_and_stays_close_to_float32():
+    """The deploy/evaluate --bf16 path: a bfloat16 model (and cache) acts with valid tokens,
+    its logits close to float32's; image pixels are cast to the model's dtype."""
+    info = task(ContinuousSpec((2,)), OBS_SPEC)
+    bf16 = sharp_model().to(torch.bfloat16)
+    kwargs = dict(greedy=True, text_tokenizer=FakeText(), seed=0)
+    low, full = GatoPolicy(bf16, info, **kwargs), GatoPolicy(SHARP, info, **kwargs)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        obs = rich_obs(rng)
+        low.act(obs)
+        full.act(obs)
+        a, b = low.row(0).last_logits.float(), full.row(0).last_logits
+        assert low.row(0).last_logits.dtype == low._cache.k[0].dtype == torch.bfloat16
+        scale = b.abs().max().item()
+        assert (a - b).abs().max().item() < 0.1 * scale

@@ -5,4 +5,4 @@ one table, each a flat dict of column -> value, with a "benchmark" column naming
 runner prints every table and writes them all as JSON under experiments/results/.
 """
 
-SUITES = ("tokenizer", "model", "data", "train", "policy")
+SUITES = ("tokenizer", "model", "data", "train", "policy", "rollout")

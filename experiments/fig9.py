@@ -14,7 +14,9 @@ in the outputs) unless --collect is given, which collects more expert episodes i
 first: the data folder is only written when asked. --no-scratch and --no-pretrained split the
 sweep between two processes (two cores); a last run without them reuses both halves. Runs live
 in --runs-dir/<task>/<init>-d<N>-s<S>; a finished run (its finetune.json marked complete) is
-reused, so a stopped sweep picks up where it stopped. Flags this script does not know are passed
+reused, so a stopped sweep picks up where it stopped. The task should be held out of the
+--ckpt's pretraining: gato.finetune refuses a task the checkpoint was trained on, unless --force
+(then the outputs say the task was not held out). Flags this script does not know are passed
 to every `python -m gato.finetune` run (e.g. --batch-size 16 --lr 1e-4 --eval-workers 1);
 see `python -m gato.finetune --help`.
 """
@@ -70,6 +72,9 @@ class Fig9Args:
     """only the pretrained runs"""
     no_pretrained: bool = False
     """only the from-scratch runs (e.g. in a second process beside a --no-scratch one)"""
+    force: bool = False
+    """fine-tune even if --ckpt was pretrained on --task (gato.finetune --force); the task is
+    then not held out, and the table and JSON say so"""
 
 
 def parse(argv=None) -> tuple[Fig9Args, list[str]]:
@@ -94,11 +99,13 @@ def budgets(text: str) -> list[int]:
     return out
 
 
-def run_one(args: Fig9Args, rest: list[str], init: str, demos: int, seed: int) -> dict:
-    """One fine-tuning run, or the stored result of a finished one with the same settings."""
-    from dataclasses import asdict
+def run_dir_of(args: Fig9Args, init: str, demos: int, seed: int) -> Path:
+    return Path(args.runs_dir) / args.task / f"{init}-d{demos}-s{seed}"
 
-    run_dir = Path(args.runs_dir) / args.task / f"{init}-d{demos}-s{seed}"
+
+def finetune_argv(args: Fig9Args, rest: list[str], init: str, demos: int, seed: int) -> list[str]:
+    """The `python -m gato.finetune` arguments of one run."""
+    run_dir = run_dir_of(args, init, demos, seed)
     argv = [
         *rest,
         *("--task", args.task, "--demos", str(demos), "--seed", str(seed)),
@@ -109,7 +116,26 @@ def run_one(args: Fig9Args, rest: list[str], init: str, demos: int, seed: int) -
             argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     argv += ["--ckpt", args.ckpt] if args.ckpt else []
     argv += ["--scratch"] if init == "scratch" else []
-    options = finetune_args(argv)
+    return argv + (["--force"] if args.force else [])
+
+
+def pretrained_on_task(args: Fig9Args) -> bool:
+    """Whether the --ckpt checkpoint was trained on --task (then the task is not held out)."""
+    if not args.ckpt:
+        return False
+    from gato.checkpoint import STATE_FILE, resolve_checkpoint
+    from gato.finetune_args import pretrained_tasks
+
+    state = json.loads((resolve_checkpoint(args.ckpt) / STATE_FILE).read_text())
+    return args.task in pretrained_tasks(state)
+
+
+def run_one(args: Fig9Args, rest: list[str], init: str, demos: int, seed: int) -> dict:
+    """One fine-tuning run, or the stored result of a finished one with the same settings."""
+    from dataclasses import asdict
+
+    run_dir = run_dir_of(args, init, demos, seed)
+    options = finetune_args(finetune_argv(args, rest, init, demos, seed))
     done = run_dir / FT.RESULT_NAME
     if done.is_file() and (stored := json.loads(done.read_text())).get("complete"):
         diff = sorted(k for k, v in asdict(options).items() if stored["finetune_args"].get(k) != v)
@@ -153,7 +179,9 @@ def summarize(results: dict) -> list[dict]:
     return rows
 
 
-def markdown(args: Fig9Args, rows: list[dict], skipped: list[str], config: dict, ft: dict) -> str:
+def markdown(
+    args: Fig9Args, rows: list[dict], skipped: list[str], config: dict, ft: dict, held_out=True
+) -> str:
     def fmt(r):
         if r["metric"] == "normalized_score":
             return f"{100 * r['mean']:.1f}% ± {100 * r['std']:.1f} ({r['seeds']} seeds)"
@@ -170,6 +198,14 @@ def markdown(args: Fig9Args, rows: list[dict], skipped: list[str], config: dict,
         f"{ft['eval_episodes']} rollouts; score = the best evaluation of each run "
         "(expert-normalized: 0% = random policy, 100% = expert), mean ± std over seeds.",
         "",
+    ]
+    if not held_out:
+        lines += [
+            f"**Not held out**: the checkpoint was pretrained on `{args.task}` (fine-tuned with "
+            "--force), so this does not measure adaptation to a new task.",
+            "",
+        ]
+    lines += [
         "| demonstrations | " + " | ".join(inits) + " | best steps |",
         "|---:|" + "---:|" * len(inits) + "---|",
     ]
@@ -227,6 +263,7 @@ def main(argv=None) -> dict:
     inits = [i for i in inits if not (i == "pretrained" and args.no_pretrained)]
     results, skipped, config, ft = {}, [], {}, {}
     start = time.time()
+    held_out = not pretrained_on_task(args)
     for demos in budgets(args.demos):
         try:
             FT.ensure_demos(args.task, args.data_dir, demos, args.collect)
@@ -248,6 +285,7 @@ def main(argv=None) -> dict:
     report = {
         "task": args.task,
         "ckpt": args.ckpt or None,
+        "held_out": held_out,
         "args": vars(args),
         "finetune_flags": rest,
         "config": config,
@@ -258,7 +296,7 @@ def main(argv=None) -> dict:
         "seconds": round(time.time() - start, 1),
     }
     Path(f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
-    md = markdown(args, rows, skipped, config, ft)
+    md = markdown(args, rows, skipped, config, ft, held_out)
     Path(f"{stem}.md").write_text(md)
     plot(args, rows, Path(f"{stem}.png"))
     print(md)

@@ -38,10 +38,11 @@ class DemoArgs:
     """model size from gato.config.SIZES"""
     steps: int = 1500
     """training steps"""
-    batch_size: int = 16
+    batch_size: int = 8
     """sequences per training step"""
-    seq_len: int = 256
-    """tokens per training sequence"""
+    seq_len: int = 512
+    """tokens per training sequence: debug's whole context, three BabyAI timesteps of ~159
+    tokens (gato.train refuses a context shorter than one timestep of a task)"""
     lr: float = 1e-3
     """peak learning rate"""
     eval_episodes: int = 5

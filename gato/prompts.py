@@ -323,12 +323,12 @@ def check_episode_layout(episode: Episode, task_info, source: str = "the episode
 
 def steps_for_tokens(task_info, tokens: int) -> int:
     """Enough steps of an episode of this task to make at least `tokens` tokens: each step has
-    at least its image patches, tensors, the separator and the action (text only adds)."""
-    from gato.specs import ordered_leaves
+    at least its image patches, tensors, the separator and the action, counted by the layout's
+    one formula (gato.data_sources.fixed_timestep_tokens); text only adds, so it is left out of
+    this lower bound (counting the longest mission would make too few steps for short ones)."""
+    from gato.data_sources import fixed_timestep_tokens
 
-    per_step = 1 + task_info.action_spec.size
-    for _, leaf in ordered_leaves(task_info.obs_spec):
-        per_step += leaf.num_patches if isinstance(leaf, ImageSpec) else getattr(leaf, "size", 0)
+    per_step = fixed_timestep_tokens(task_info.obs_spec, task_info.action_spec)
     return max(1, -(-tokens // per_step))
 
 

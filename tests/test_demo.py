@@ -25,10 +25,12 @@ def test_demo_collects_trains_evaluates_and_deploys(tmp_path):
             "3",
             "--steps",
             "24",
+            # 4 x 256 tokens a step: 256 holds one whole BabyAI timestep (~159 tokens), which
+            # gato.train requires of the context (gato/layout_check.py).
             "--batch-size",
-            "8",
+            "4",
             "--seq-len",
-            "128",
+            "256",
             "--eval-episodes",
             "1",
         ],

@@ -176,6 +176,11 @@ def test_ranking_and_truncation():
     short = truncate_episode(babyai_episode(5), 2)
     assert short.num_steps == 2 and len(short.observations["text_observations"]) == 2
     assert steps_for_tokens(get_task("cartpole.balance"), 70) == 10  # 5 + '|' + 1 per step
+    assert steps_for_tokens(get_task("atari.pong"), 55) == 3  # 25 patches + '|' + 1 per step
+    # BabyAI: 148 grid and direction values + '|' + 1; the mission's text only adds tokens, so
+    # 150 per step bounds the steps that make 151 tokens from above.
+    assert steps_for_tokens(get_task("babyai.go-to-red-ball"), 151) == 2
+    assert steps_for_tokens(get_task("cartpole.balance"), 0) == 1  # never an empty prompt
 
 
 def test_command_writes_the_best_collected_episode(tmp_path, capsys, collected):

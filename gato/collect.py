@@ -4,6 +4,8 @@ Episode ``i`` of a task always uses seed ``base_seed + i``, whichever worker run
 collection is reproducible and can resume: episode indices already stored in complete shards
 are skipped, and only the missing ones are collected (an interrupted run is resumed by running
 the same command again). Each worker process writes its own shards atomically (gato/jat.py).
+Killing the command (SIGKILL, SIGTERM or Ctrl-C) stops its workers too (gato/procs.py), so
+no orphan goes on writing shards that a rerun would race.
 
 After collecting, the task's ``metadata.json`` records returns, the expert return (paper's
 windowed formula), the random policy's return measured now, success rate, the 80% filter and the
@@ -295,6 +297,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_steps=opts.get("max_steps", args.max_steps),
                 progress=not args.no_progress,
             )
+        except KeyboardInterrupt:  # the workers are already terminated (gato/procs.py)
+            print(
+                f"interrupted while collecting {info.name}. Complete shards are kept: run the "
+                "same command again to resume.",
+                file=sys.stderr,
+            )
+            return 130  # the shell's code for Ctrl-C
         except Exception as e:
             if type(e).__name__ != "BrokenProcessPool":
                 raise

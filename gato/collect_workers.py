@@ -3,8 +3,9 @@
 A :class:`Job` is a chunk of episode indices; a worker process (spawned: fork is unsafe with
 MuJoCo/OpenGL state) builds one env per task, a fresh policy per episode seeded by the episode,
 rolls the episodes out and writes them as one shard (atomically, see gato/jat.py). Because the
-policy and the env's reset depend only on the episode's seed, results do not depend on which
-worker ran which episode.
+policy and the env's reset depend only on the episode's seed (gato/envs guarantees that a reused
+env replays a fresh env's episode), results do not depend on which worker ran which episode.
+Workers die with the collecting process (gato/procs.py).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import multiprocessing as mp
 import os
 import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from gato.jat import IMAGE_OBS, TEXT_OBS, Episode, write_shard
+from gato.procs import worker_pool
 
 # Test hooks (fault injection): die by SIGKILL right before collecting this episode index, or
 # between writing the temporary shard that holds it and renaming it.
@@ -181,9 +183,9 @@ def run_jobs(jobs: list[Job], workers: int, progress, desc: str) -> list[list[di
             return [run_job(job, bar.update) for job in jobs]
         ctx = mp.get_context("spawn")  # fork + MuJoCo/OpenGL state is not safe; spawn is
         queue = ctx.Queue()
-        with ProcessPoolExecutor(
-            min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(queue,)
-        ) as pool:
+        # Workers die with this process (SIGKILL included), and SIGTERM/SIGINT here terminate
+        # them: orphans would keep writing shards that a rerun of the command races.
+        with worker_pool(min(workers, len(jobs)), _init_worker, (queue,), mp_context=ctx) as pool:
             futures = {pool.submit(run_job, job): k for k, job in enumerate(jobs)}
             pending, results = set(futures), [None] * len(jobs)
             while pending:

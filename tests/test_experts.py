@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,33 @@ def test_babyai_bot_never_hangs_a_collection():
     with pytest.raises(RuntimeError, match="planned for over"):
         babyai._with_timeout(lambda: [x for x in iter(int, 1)], 0.2)  # an endless search
     assert babyai._with_timeout(lambda: 7, 0.2) == 7
+
+
+@pytest.mark.parametrize(
+    "task, steps",
+    [
+        ("cartpole.swingup", 300),
+        ("metaworld.reach", 150),
+        ("metaworld.pick-place", 150),
+        ("babyai.go-to-local", 64),
+        ("atari.pong", 300),
+    ],
+)
+def test_expert_episodes_depend_on_the_seed_alone(task, steps):
+    """An expert reused across episodes in a reused env replays the episode of a fresh expert in
+    a fresh env: collection workers and evaluation may run any episode after any other."""
+    from gato.collect_workers import run_episode
+
+    info = get_task(task)
+
+    def episode(env, expert, seed: int) -> bytes:
+        ep = run_episode(env, expert, info, seed, steps)
+        return pickle.dumps((ep.observations, ep.actions, ep.rewards, ep.success))
+
+    fresh_env = make_env(task, seed=11)
+    fresh = episode(fresh_env, make_expert(task, fresh_env), seed=5)
+    env = make_env(task, seed=0)
+    expert = make_expert(task, env)
+    for seed in (0, 9):
+        episode(env, expert, seed)
+    assert episode(env, expert, seed=5) == fresh

@@ -113,10 +113,12 @@ def get_task(name: str) -> TaskInfo:
 def make_env(task: str, seed: int | None = None, **kwargs) -> gym.Env:
     """Builds the task's env: dict observations matching `get_task(task).obs_spec`.
 
-    `seed` seeds the env's construction-time randomness and its action space; episodes are
-    still chosen by `env.reset(seed=...)`. Keyword arguments go to the family's builder
-    (`render_mode='rgb_array'` works for every family; Atari also takes `image_size`,
-    `max_episode_steps`).
+    Episodes are chosen by `env.reset(seed=s)` alone: for every family, a reused env (whatever
+    it was made with and whatever episodes it ran before) gives exactly the episode a fresh env
+    gives for the same `s` (tests/test_envs.py), so evaluation and collection may reuse envs.
+    `seed` only seeds the action space and, in some families, resets given no seed. Keyword
+    arguments go to the family's builder (`render_mode='rgb_array'` works for every family;
+    Atari also takes `image_size`, `max_episode_steps`).
     """
     info = get_task(task)
     return _family_module(info.family).make(info, seed=seed, **kwargs)

@@ -1,9 +1,12 @@
 """Meta-World v3 tasks (all 50 of MT50), as Gymnasium envs with dict observations.
 
 Built with `gym.make("Meta-World/MT1", env_name=...)`: every reset picks one of the task's 50
-goal/object configurations. Observations are 39 floats (hand, gripper, object poses, the previous
-step's 18 values, goal); actions 4 floats in [-1, 1]. Episodes are truncated at 500 steps (the
-tasks' max_path_length); `info['success']` reports success (episodes do not end on success).
+goal/object configurations. The 50 configurations are drawn once from the fixed `TASK_SET_SEED`,
+whatever seed the env is made with, and `reset(seed=s)` picks among them from `s` alone, so an
+episode depends only on its reset seed (not on which env, process or earlier episodes ran it).
+Observations are 39 floats (hand, gripper, object poses, the previous step's 18 values, goal);
+actions 4 floats in [-1, 1]. Episodes are truncated at 500 steps (the tasks' max_path_length);
+`info['success']` reports success (episodes do not end on success).
 
 Meta-World 3.x only has v3 tasks; JAT recorded v2, so returns are not comparable to JAT's.
 """
@@ -21,6 +24,13 @@ FAMILY = "metaworld"
 EPISODE_STEPS = 500
 OBS_SIZE = 39
 ACTION_SIZE = 4
+# Meta-World's MT1 draws the task's 50 goal/object configurations from the seed the env is built
+# with (`MT1(env_name, seed)`, or NumPy's global generator without one). Built from the caller's
+# seed, two envs of one task would hold different configuration lists, and the same reset seed
+# would give different episodes in different worker processes (the reason `gato.collect
+# --workers 1` and `--workers 2` once disagreed). One fixed seed makes the list a constant of the
+# task, as Meta-World's benchmarks intend.
+TASK_SET_SEED = 0
 
 
 def _env_names() -> list[str]:
@@ -47,10 +57,12 @@ def task_info(name: str) -> TaskInfo:
 
 
 class SeededTaskReset(gym.Wrapper):
-    """Makes `reset(seed=s)` deterministic.
+    """Makes `reset(seed=s)` a function of `s` alone.
 
     Meta-World ignores the seed given to reset, and its task-sampling wrapper draws the task from
     the env's generator before the seed would reach it; seeding the base env first fixes both.
+    Nothing else survives a reset: the chosen configuration fixes the goal and object positions
+    (`set_task` freezes them), and the simulator is reset by `mj_resetData` (warm-start included).
     """
 
     def reset(self, *, seed: int | None = None, options=None):
@@ -67,11 +79,13 @@ def make(
     env = gym.make(
         "Meta-World/MT1",
         env_name=info.env_id,
-        seed=seed,
+        seed=TASK_SET_SEED,  # the task's configuration list; never the caller's seed (see above)
         render_mode=render_mode,
         disable_env_checker=True,
         **kwargs,
     )
     env = SeededTaskReset(env)
     env = DictObservation(env, CONTINUOUS_OBS, np.float32)
+    if seed is not None:
+        env.action_space.seed(seed)
     return env

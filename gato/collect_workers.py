@@ -45,44 +45,32 @@ def default_policy_fn(kind: str, task: str, env, seed: int):
 
 
 def run_episode(env, policy, task_info, seed: int, max_steps: int) -> Episode:
-    """Roll out one episode from ``env.reset(seed=seed)``; store (obs_t, action_t, reward_t)."""
-    obs, info = env.reset(seed=seed)
-    policy.reset(env, obs)
-    keys = list(task_info.obs_spec)
-    steps: dict[str, list] = {k: [] for k in keys}
-    actions, rewards = [], []
-    saw_success, success = False, False
-    discrete = not hasattr(task_info.action_spec, "low")
-    for _ in range(max_steps):
-        action = policy.act(obs)
-        action = (
-            int(np.asarray(action).reshape(-1)[0])
-            if discrete and np.size(action) == 1
-            else np.asarray(action, np.int64 if discrete else np.float32)
-        )
-        for k in keys:
-            steps[k].append(obs[k])
-        actions.append(action)
-        obs, reward, terminated, truncated, info = env.step(action)
-        rewards.append(float(reward))
-        for key in ("success", "is_success"):  # Meta-World reports success per step
-            if key in info:
-                saw_success = True
-                success = success or bool(info[key])
-        if terminated or truncated:
-            break
-    observations = {k: list(v) if k == TEXT_OBS else np.stack(v) for k, v in steps.items()}
+    """Roll out one episode from ``env.reset(seed=seed)`` through the one episode loop
+    (gato/rollout.py); store (obs_t, action_t, reward_t)."""
+    from gato.rollout import PerEnvActor, RolloutJob, run_rollouts
+
+    job = RolloutJob(task_info.name, 0, seed, max_steps)
+    actor = PerEnvActor(lambda job, env: policy)
+    (result,) = run_rollouts([env], actor, task_info, [job], record=True)
+    return episode_from_result(result, task_info)
+
+
+def episode_from_result(result, task_info) -> Episode:
+    """A recorded :class:`gato.rollout.EpisodeResult` as an Episode in the JAT schema."""
+    steps = result.observations
+    observations = {
+        k: [o[k] for o in steps] if k == TEXT_OBS else np.stack([o[k] for o in steps])
+        for k in task_info.obs_spec
+    }
     if IMAGE_OBS in observations:
         observations[IMAGE_OBS] = observations[IMAGE_OBS].astype(np.uint8)
-    if task_info.family == "babyai":
-        success, saw_success = sum(rewards) > 0, True  # BabyAI rewards only a completed mission
     return Episode(
         task=task_info.name,
         observations=observations,
-        actions=np.stack(actions),
-        rewards=np.asarray(rewards, np.float32),
-        seed=seed,
-        success=success if saw_success else None,
+        actions=np.stack(result.actions),
+        rewards=np.asarray(result.rewards, np.float32),
+        seed=result.job.seed,
+        success=result.success,
     )
 
 

@@ -47,40 +47,30 @@ def run_episodes(
     task: str, policy: str, episodes: int, seed: int, max_episode_steps: int | None = None
 ) -> Measurement:
     """Runs `episodes` episodes of the expert or random policy, reset seeds seed, seed+1, ..."""
+    from gato.rollout import PerEnvActor, RolloutJob, run_rollouts
+
     info = get_task(task)
     kwargs = {"max_episode_steps": max_episode_steps} if max_episode_steps else {}
     env = make_env(info.name, seed=seed, **kwargs)
-    actor = (
-        make_expert(info.name, env)
-        if policy == "expert"
-        else make_random_policy(info.name, env, seed)
-    )
-    reports_success = info.family in ("metaworld", "babyai")
-    returns, successes, steps = [], [], 0
+
+    def make(job, env):  # a fresh policy per episode: the random one seeded by the episode
+        if policy == "expert":
+            return make_expert(info.name, env)
+        return make_random_policy(info.name, env, job.seed)
+
+    jobs = [RolloutJob(info.name, e, seed + e, max_episode_steps) for e in range(episodes)]
     start = time.perf_counter()
-    for episode in range(episodes):
-        observation, _ = env.reset(seed=seed + episode)
-        actor.reset(env, observation)
-        total, success, done = 0.0, False, False
-        while not done:
-            observation, reward, terminated, truncated, step_info = env.step(actor.act(observation))
-            total += float(reward)
-            steps += 1
-            success = (
-                success
-                or bool(step_info.get("success", False))
-                or (info.family == "babyai" and reward > 0)
-            )
-            done = terminated or truncated
-        returns.append(total)
-        successes.append(success)
-    env.close()
+    try:
+        results = run_rollouts([env], PerEnvActor(make), info, jobs)
+    finally:
+        env.close()
+    reports_success = info.family in ("metaworld", "babyai")
     return Measurement(
         info.name,
         policy,
-        returns,
-        successes if reports_success else None,
-        steps,
+        [r.episode_return for r in results],
+        [bool(r.success) for r in results] if reports_success else None,
+        sum(r.steps for r in results),
         time.perf_counter() - start,
     )
 

@@ -107,21 +107,29 @@ def train(
     )
     model.learn(total_timesteps=steps, callback=callback, progress_bar=True)
     model.save(str(out))
-    returns = []
-    for episode in range(eval_episodes):
-        observation, _ = eval_env.reset(seed=10_000 + episode)
-        total, done = 0.0, False
-        while not done:
-            action, _ = model.predict(observation, deterministic=True)
-            observation, reward, terminated, truncated, _ = eval_env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
+    from gato.rollout import PerEnvActor, RolloutJob, run_rollouts
+
+    jobs = [RolloutJob(info.name, e, 10_000 + e) for e in range(eval_episodes)]
+    actor = PerEnvActor(lambda job, env: _Deterministic(model))
+    returns = [r.episode_return for r in run_rollouts([eval_env], actor, info, jobs)]
     print(
         f"{info.name}: {steps} steps, saved {out}; deterministic return over "
         f"{eval_episodes} episodes {np.mean(returns):.1f} +/- {np.std(returns):.1f}"
     )
     return float(np.mean(returns))
+
+
+class _Deterministic:
+    """An SB3 model's deterministic action, as a per-episode policy of gato.rollout."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def reset(self, env, observation) -> None:
+        pass  # SAC's actor is memoryless
+
+    def act(self, observation):
+        return self.model.predict(observation, deterministic=True)[0]
 
 
 def main(argv: list[str] | None = None) -> None:

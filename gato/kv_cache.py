@@ -56,6 +56,7 @@ class KVCache:
         self.lengths = [0] * batch_size  # valid slots per row
         self.positions = [0] * batch_size  # absolute position of the next token fed, per row
         self._pending: tuple | None = None  # the chunk being fed (between prepare and advance)
+        self.causal = False  # the chunk being fed sees exactly itself, causally (a first chunk)
 
     @classmethod
     def for_model(cls, model, batch_size: int, capacity: int | None = None, window=None):
@@ -141,6 +142,8 @@ class KVCache:
         all_rows = rows == list(range(self.batch_size))
         uniform = len(set(starts)) == 1 and all(k == chunk for k in n)
         self._pending = (rows, n, starts, lo, end, all_rows, uniform)
+        # Rows that start empty and feed a chunk no longer than the window: plain causal.
+        self.causal = uniform and starts[0] == 0 and chunk <= self.window
 
         device = self.k[0].device
         i = torch.arange(chunk, device=device)
@@ -191,6 +194,7 @@ class KVCache:
             self.lengths[r] += k
             self.positions[r] += k
         self._pending = None
+        self.causal = False
 
     # --- storage ---
 

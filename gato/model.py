@@ -63,9 +63,12 @@ class CausalSelfAttention(nn.Module):
             k, v = cache.update(layer, k, v)  # (B, H, S, D) rotated keys, this chunk included
             q = q.to(k.dtype)  # the cache's dtype rules (e.g. a bf16 cache under autocast)
         p = self.dropout if self.training else 0.0
-        if mask is None and cache is None:
+        # Plain causal attention takes SDPA's fused path, which never materializes the (T, S)
+        # scores: training, and a cache's first chunk (a prompt prefill of N rows at once).
+        causal = cache.causal if cache is not None else mask is None
+        if causal:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
-        else:  # cached chunk or banded reference: explicit (T, S) mask (None: all visible)
+        else:  # cached chunk or banded reference: explicit mask (None: all visible)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         y = y.transpose(1, 2).reshape(b, t, self.n_head * self.d_head).to(x.dtype)  # (B, T, H*D)
         return self.resid_drop(self.proj(y))  # (B, T, C)

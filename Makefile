@@ -12,7 +12,7 @@ HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 PYTEST_ARGS ?=
 DATA_DIR ?= data
 
-.PHONY: install demo test test-fast lint bench data scores train eval finetune fig9 reproduce-cpu clean-venv
+.PHONY: install demo test test-fast lint bench data scores train eval finetune fig9 reproduce-cpu ladder clean-venv
 
 install: $(STAMP)
 
@@ -112,6 +112,13 @@ fig9: $(STAMP)
 PROOF_ARGS ?=
 reproduce-cpu: $(STAMP)
 	$(BIN)/python experiments/cpu_proof.py --data-dir $(DATA_DIR) $(PROOF_ARGS)
+
+## ladder: one `small` Gato trained on TASK alone and scored by 50 rollouts (issue 12's single-task
+## ladder; recipe experiments/presets/ladder/$(TASK).json, table experiments/results/ladder.md):
+## make ladder TASK=babyai.go-to-red-ball   (LADDER_ARGS='--stages eval,report ...')
+LADDER_ARGS ?=
+ladder: $(STAMP)
+	$(BIN)/python experiments/ladder.py --task $(TASK) --data-dir $(DATA_DIR) $(LADDER_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -33,9 +33,9 @@ from gato.evaluate_workers import PolicyOptions
 from gato.rollout import RolloutJob
 
 DEFAULT_RUNS_DIR = "runs"
-# Environments per worker that one batched policy acts for. Measured (make bench,
-# experiments/results/bench.json): rollouts per second rise steeply up to ~16 envs for the
-# small sizes, and per-env latency at 16 stays within the real-time budget.
+# Environments per worker that one batched policy acts for. Measured (make bench, suite rollout,
+# experiments/results/batched-acting.md): the cost per env falls 3x from 1 to 8 envs and 1.2-1.7x
+# more from 8 to 32; 16 takes most of that and keeps a 79M model's cache under 1 GB.
 DEFAULT_NUM_ENVS = 16
 EVAL_SEED_OFFSET = 2_000_000  # collection uses seeds from 0, random-policy returns 1,000,000+
 THRESHOLDS = (0.5, 0.8)

@@ -1,0 +1,182 @@
+"""The single-task ladder (issue 12): one `small` Gato per task, trained on that task alone and
+scored by 50 rollouts, one command each (`make ladder TASK=babyai.go-to-red-ball`).
+
+    python experiments/ladder.py --task babyai.go-to-red-ball [--stages data,train,eval,report]
+
+The recipe of a task is experiments/presets/ladder/<task>.json:
+
+    {"comment": "...", "goal": {"metric": "success_rate", "at_least": 0.95},
+     "data": {"episodes": 1000, ...gato.collect flags},
+     "train": {...gato.train flags: size, steps, batch_size, seq_len, lr...},
+     "eval": {"episodes": 50, ...gato.evaluate flags}}
+
+Stages are the project's own commands: `gato.collect` (expert episodes into --data-dir),
+`gato.train` on that task alone (resumes an interrupted run), `gato.evaluate` on the final
+checkpoint, and a report that adds the task's row to experiments/results/ladder.md with the
+goal, the number reached, the recipe, and the wall time of every stage. A stage whose outputs
+exist is skipped, so an interrupted ladder run is finished by running the command again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # a plain script: import this checkout's gato
+
+STAGES = ("data", "train", "eval", "report")
+METRICS = {"success_rate": "success", "normalized_score": "of expert"}
+
+
+@dataclass
+class LadderArgs:
+    """Options of ``python experiments/ladder.py``."""
+
+    task: str = "babyai.go-to-red-ball"
+    """the task to climb: its recipe is experiments/presets/ladder/<task>.json"""
+    stages: str = ",".join(STAGES)
+    """comma-separated stages to run, in order: data, train, eval, report"""
+    preset_dir: str = "experiments/presets/ladder"
+    """folder of the per-task recipes"""
+    data_dir: str = "data"
+    """collected expert data"""
+    runs_dir: str = "runs/ladder"
+    """training runs, evaluations, logs and times (git-ignored)"""
+    results: str = "experiments/results/ladder.md"
+    """the committed table, one row per task"""
+    threads: int = 2
+    """torch CPU threads of training and evaluation"""
+
+
+def flags(options: dict) -> list[str]:
+    """{"batch_size": 8, "greedy": true} -> ["--batch-size", "8", "--greedy"]."""
+    out = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            out.append(flag)
+        elif value is not False and value is not None:
+            out += [flag, str(value)]
+    return out
+
+
+def run(name: str, cmd: list[str], logs: Path, threads: int) -> float:
+    """Run one stage's command with its output in logs/<name>.log; its wall time in seconds."""
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    print(f"ladder: {name}: {' '.join(cmd)}  (log: {logs / name}.log)", flush=True)
+    start = time.time()
+    with open(logs / f"{name}.log", "w") as log:
+        code = subprocess.call(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if code != 0:
+        tail = (logs / f"{name}.log").read_text()[-3000:]
+        raise SystemExit(f"ladder: {name} failed ({code}):\n{tail}")
+    return time.time() - start
+
+
+def load_recipe(args: LadderArgs) -> dict:
+    path = ROOT / args.preset_dir / f"{args.task}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in (ROOT / args.preset_dir).glob("*.json"))
+        raise SystemExit(f"ladder: no recipe {path} (recipes: {', '.join(known) or 'none'})")
+    recipe = json.loads(path.read_text())
+    missing = {"goal", "data", "train", "eval"} - set(recipe)
+    if missing:
+        raise SystemExit(f"ladder: {path} lacks {sorted(missing)}")
+    if recipe["goal"].get("metric") not in METRICS:
+        raise SystemExit(f"ladder: {path}: goal.metric must be one of {sorted(METRICS)}")
+    return recipe
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gato.cli import parse_dataclass_args
+
+    args, parser = parse_dataclass_args(LadderArgs, argv, "python experiments/ladder.py", __doc__)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        parser.error(f"unknown stages {unknown}; choose from {', '.join(STAGES)}")
+    recipe = load_recipe(args)
+    py = sys.executable
+    run_dir = ROOT / args.runs_dir / args.task
+    logs, eval_dir = run_dir / "logs", run_dir / "eval"
+    times_path = run_dir / "times.json"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    times = json.loads(times_path.read_text()) if times_path.is_file() else {}
+    train_steps = int(recipe["train"]["steps"])
+    for stage in stages:
+        if stage == "data":
+            cmd = [py, "-m", "gato.collect", "--task", args.task, "--data-dir", args.data_dir]
+            times["data"] = run("data", cmd + flags(recipe["data"]), logs, args.threads)
+        elif stage == "train":
+            from gato.checkpoint import list_checkpoints
+
+            done = [
+                p for p in list_checkpoints(run_dir / "train") if p.name == f"step_{train_steps}"
+            ]
+            if done:
+                print(f"ladder: train: {done[0]} exists, skipped", flush=True)
+                continue
+            resume = ["--resume"] if list_checkpoints(run_dir / "train") else []
+            cmd = [py, "-m", "gato.train", "--tasks", args.task, "--data-dir", args.data_dir]
+            cmd += ["--run-dir", str(run_dir / "train"), *resume, *flags(recipe["train"])]
+            times["train"] = times.get("train", 0.0) + run("train", cmd, logs, args.threads)
+        elif stage == "eval":
+            cmd = [py, "-m", "gato.evaluate", "--checkpoint", str(run_dir / "train")]
+            cmd += ["--tasks", args.task, "--data-dir", args.data_dir, "--out", str(eval_dir)]
+            cmd += ["--threads", "1", "--no-progress", *flags(recipe["eval"])]
+            times["eval"] = run("eval", cmd, logs, args.threads)
+        elif stage == "report":
+            write_report(args, recipe, json.loads((eval_dir / "eval.json").read_text()), times)
+        times_path.write_text(json.dumps(times, indent=1) + "\n")
+    return 0
+
+
+def write_report(args: LadderArgs, recipe: dict, report: dict, times: dict) -> None:
+    """Add (or replace) this task's row of the ladder table."""
+    row = report["tasks"][0]
+    goal = recipe["goal"]
+    value = row.get(goal["metric"])
+    reached = value is not None and value >= goal["at_least"]
+    t = recipe["train"]
+    cell = "n/a" if value is None else f"{100 * value:.1f}%"
+    line = (
+        f"| {args.task} | {100 * goal['at_least']:.0f}% {METRICS[goal['metric']]} | {cell} | "
+        f"{'yes' if reached else 'no'} | {_pct(row.get('success_rate'))} | "
+        f"{_pct(row.get('normalized_score'))} | {row['episodes']} | {report['policy']} | "
+        f"{t.get('size', 'small')}, {recipe['data'].get('episodes')} episodes, {t['steps']} steps "
+        f"of {t.get('batch_size')}x{t.get('seq_len')}, lr {t.get('lr')} | "
+        f"{times.get('train', 0) / 60:.1f} min | {times.get('eval', 0) / 60:.1f} min |"
+    )
+    path = ROOT / args.results
+    header = [
+        "# The single-task ladder",
+        "",
+        "One `small` Gato per task, trained on that task alone, scored by rollouts "
+        "(`make ladder TASK=...`, experiments/ladder.py; recipes in experiments/presets/ladder/).",
+        "",
+        "| task | goal | reached | met | success | normalized | rollouts | policy | recipe "
+        "| training | evaluation |",
+        "|---|---|---:|---|---:|---:|---:|---|---|---:|---:|",
+    ]
+    rows = []
+    if path.is_file():
+        rows = [r for r in path.read_text().splitlines() if r.startswith("| ") and "|---" not in r]
+        rows = [r for r in rows[1:] if not r.startswith(f"| {args.task} |")]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(header + sorted(rows + [line])) + "\n")
+    print(f"ladder: {args.task}: {cell} against a goal of {100 * goal['at_least']:.0f}%; {path}")
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

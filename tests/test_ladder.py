@@ -1,0 +1,86 @@
+"""experiments/ladder.py end to end on a tiny recipe: data, training, evaluation, the table."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+
+import ladder  # noqa: E402
+
+RECIPE = {
+    "comment": "tiny: a smoke run of the ladder's stages",
+    "goal": {"metric": "normalized_score", "at_least": 0.95},
+    "data": {
+        "episodes": 3,
+        "workers": 1,
+        "max_steps": 40,
+        "random_episodes": 2,
+        "no_progress": True,
+    },
+    "train": {
+        "size": "debug",
+        "steps": 4,
+        "batch_size": 2,
+        "seq_len": 64,
+        "lr": 1e-3,
+        "warmup_steps": 1,
+        "decay_steps": 4,
+        "eval_every": 4,
+        "eval_batches": 1,
+        "ckpt_every": 2,
+        "log_every": 1,
+        "num_workers": 0,
+        "device": "cpu",
+    },
+    "eval": {"episodes": 3, "workers": 1, "num_envs": 2, "max_steps": 5, "greedy": True},
+}
+
+
+def test_flags():
+    assert ladder.flags({"batch_size": 8, "greedy": True, "x": False, "y": None}) == [
+        "--batch-size",
+        "8",
+        "--greedy",
+    ]
+
+
+def test_bad_recipes_are_clear_errors(tmp_path):
+    with pytest.raises(SystemExit, match="no recipe"):
+        ladder.main(["--task", "cartpole.balance", "--preset-dir", str(tmp_path)])
+    (tmp_path / "cartpole.balance.json").write_text(json.dumps({"goal": {}}))
+    with pytest.raises(SystemExit, match="lacks"):
+        ladder.main(["--task", "cartpole.balance", "--preset-dir", str(tmp_path)])
+
+
+@pytest.mark.slow  # collects, trains and evaluates for real (about half a minute)
+def test_ladder_end_to_end(tmp_path):
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    (presets / "cartpole.balance.json").write_text(json.dumps(RECIPE))
+    argv = [
+        "--task",
+        "cartpole.balance",
+        "--preset-dir",
+        str(presets),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--results",
+        str(tmp_path / "ladder.md"),
+        "--threads",
+        "1",
+    ]
+    assert ladder.main(argv) == 0
+    table = (tmp_path / "ladder.md").read_text()
+    row = [r for r in table.splitlines() if r.startswith("| cartpole.balance |")]
+    assert len(row) == 1 and "| 95% of expert |" in row[0] and "| 3 |" in row[0]
+    times = json.loads((tmp_path / "runs" / "cartpole.balance" / "times.json").read_text())
+    assert set(times) == {"data", "train", "eval"}
+    # Run again: training is skipped (its final checkpoint exists), the row is replaced, not added.
+    assert ladder.main([*argv, "--stages", "train,report"]) == 0
+    assert (tmp_path / "ladder.md").read_text().count("| cartpole.balance |") == 1

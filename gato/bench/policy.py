@@ -54,13 +54,18 @@ def time_actions(policy: GatoPolicy, observations: list, warmup: int) -> list[fl
     return times
 
 
-def run(quick: bool = False) -> list[dict]:
+def one_thread(fn, *args):
+    """fn(*args) with one torch thread (see the module docstring), the setting restored."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _run(quick)
+        return fn(*args)
     finally:
         torch.set_num_threads(threads)
+
+
+def run(quick: bool = False) -> list[dict]:
+    return one_thread(_run, quick)
 
 
 def _run(quick: bool) -> list[dict]:

@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from gato.bench.policy import synthetic_episode
+from gato.bench.policy import one_thread, synthetic_episode
 from gato.config import get_config
 from gato.envs import get_task, make_env
 from gato.model import Gato
@@ -113,12 +113,7 @@ def time_latency(model, task: str, num_envs: int, actions: int) -> float:
 
 
 def run(quick: bool = False) -> list[dict]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _run(quick)
-    finally:
-        torch.set_num_threads(threads)
+    return one_thread(_run, quick)
 
 
 def _run(quick: bool) -> list[dict]:

@@ -9,8 +9,18 @@ no orphan goes on writing shards that a rerun would race.
 
 After collecting, the task's ``metadata.json`` records returns, the expert return (paper's
 windowed formula), the random policy's return measured now, success rate, the 80% filter and the
-specs (gato/datasets.py). ``python -m gato.collect --suite default`` builds the small default
-dataset that ``make data`` makes.
+specs (gato/datasets.py). ``python -m gato.collect --suite default`` builds the default dataset
+that ``make data`` makes; ``--suite quick`` a small one for demos and tests.
+
+Noise-injected collection (DART, GATO_SPEC.md section 9; gato/experts/noise.py): ``--noise SIGMA``
+executes the expert's continuous action plus N(0, SIGMA^2) per dimension, clipped to the action
+bounds; ``--epsilon P`` executes a uniformly random discrete action with probability P. Either way
+the episode stores the expert's own action for every state reached, while rewards, success and
+the next state follow the executed action, and the 80% filter ranks the executed returns. In a
+suite, ``--noise`` applies to its continuous-action tasks and ``--epsilon`` to its discrete ones.
+The noise is seeded by the episode's seed, recorded in metadata.json (``noise_sigma``,
+``noise_epsilon``; None where the task's action kind does not take it), and a resumed collection
+must ask for the same noise.
 """
 
 from __future__ import annotations
@@ -23,8 +33,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-import numpy as np
-
 from gato import datasets as store
 from gato.collect_workers import (
     CRASH_AT_EPISODE_ENV,
@@ -34,32 +42,69 @@ from gato.collect_workers import (
     default_env_fn,
     default_policy_fn,
     run_jobs,
+    stored_summaries,
 )
-from gato.jat import remove_temporary_files, shard_paths
+from gato.experts.noise import check_noise, noise_config
+from gato.jat import remove_temporary_files
+from gato.specs import DiscreteSpec
 
 __all__ = ["CRASH_AT_EPISODE_ENV", "CRASH_IN_WRITE_ENV", "SUITES", "collect_task", "main"]
 
-# The default suite (`make data`): every family the project trains on, a few episodes each, so
-# that it runs in minutes on 2 CPU cores. Pong episodes are full games (4,500-6,500 agent steps
-# of 80x80 RGB frames with the RAM-tracking expert, ~10 s each), so Pong gets few episodes rather
-# than a step cap, which would cut games short and bias its expert and random returns. Random
+# Suites. Collection times: one core runs an episode through this collector in about 0.1-0.15 s
+# for cartpole (1,000 steps), 0.26 s for Meta-World (500 steps at ~1,900 steps/s), 0.005-0.02 s
+# for BabyAI (GoToRedBall ~6 steps, Open ~30) and ~10 s for a full Pong game (../shared/EXPERTS.md
+# speeds); measured here on 2026-12-01 while a training run shared the 2 cores, 0.37 s, 0.45-1.1 s,
+# 0.008-0.044 s. Each task also starts its worker processes (2-4 s).
+#
+# "default" (`make data`): volumes near the paper's per task (GATO_SPEC.md section 9: ~2,000 per
+# Meta-World task, ~100,000 per BabyAI level, ~13,000 per DM Control task) wherever the expert is
+# cheap: 5,000 episodes per BabyAI level and 1,000 per Meta-World and cartpole task. About 2,800
+# core-seconds (Meta-World three quarters of it): ~25 minutes on 2 idle cores, ~50 minutes at the
+# loaded speeds above. Pong stays at 4 full games (80x80 RGB frames, ~10 s each): a step cap would
+# cut games short and bias its expert and random returns, so it gets a few whole games. Random
 # returns are averaged over more episodes where episodes are cheap (BabyAI).
+#
+# "quick" (the demo, tests, a first look): the same tasks without the heavy ones (Pong's full
+# games; Meta-World assembly, held out of pretraining anyway), 10-30 episodes each: about a minute
+# on 2 idle cores, mostly worker start-up (122 s measured with the cores shared as above).
+_DEFAULT_RANDOM = {"cartpole": 10, "metaworld": 10, "babyai": 100, "atari": 2}
+_TASKS = (
+    "cartpole.balance",
+    "cartpole.swingup",
+    "metaworld.reach",
+    "metaworld.push",
+    "metaworld.button-press",
+    "metaworld.door-open",
+    "metaworld.drawer-close",
+    "metaworld.window-open",
+    "metaworld.assembly",
+    "babyai.go-to-red-ball",
+    "babyai.go-to-local",
+    "babyai.pickup-loc",
+    "babyai.open",
+    "atari.pong",
+)
+_DEFAULT_EPISODES = {"cartpole": 1000, "metaworld": 1000, "babyai": 5000, "atari": 4}
+_QUICK_EPISODES = {"cartpole": 10, "metaworld": 10, "babyai": 30}
+_QUICK_RANDOM = {"cartpole": 3, "metaworld": 3, "babyai": 10}
+
+
+def _family(task: str) -> str:
+    return task.split(".")[0]
+
+
 SUITES: dict[str, dict[str, dict[str, Any]]] = {
     "default": {
-        "cartpole.balance": {"episodes": 20, "random_episodes": 10},
-        "cartpole.swingup": {"episodes": 20, "random_episodes": 10},
-        "metaworld.reach": {"episodes": 20, "random_episodes": 10},
-        "metaworld.push": {"episodes": 20, "random_episodes": 10},
-        "metaworld.button-press": {"episodes": 20, "random_episodes": 10},
-        "metaworld.door-open": {"episodes": 20, "random_episodes": 10},
-        "metaworld.drawer-close": {"episodes": 20, "random_episodes": 10},
-        "metaworld.window-open": {"episodes": 20, "random_episodes": 10},
-        "metaworld.assembly": {"episodes": 20, "random_episodes": 10},
-        "babyai.go-to-red-ball": {"episodes": 50, "random_episodes": 100},
-        "babyai.go-to-local": {"episodes": 50, "random_episodes": 100},
-        "babyai.pickup-loc": {"episodes": 50, "random_episodes": 100},
-        "babyai.open": {"episodes": 50, "random_episodes": 100},
-        "atari.pong": {"episodes": 4, "random_episodes": 2},
+        t: {
+            "episodes": _DEFAULT_EPISODES[_family(t)],
+            "random_episodes": _DEFAULT_RANDOM[_family(t)],
+        }
+        for t in _TASKS
+    },
+    "quick": {
+        t: {"episodes": _QUICK_EPISODES[_family(t)], "random_episodes": _QUICK_RANDOM[_family(t)]}
+        for t in _TASKS
+        if t not in ("atari.pong", "metaworld.assembly")
     },
 }
 
@@ -106,12 +151,31 @@ class CollectArgs:
         default=None,
         metadata={"help": "cap on agent steps per episode (default: the task's max_episode_steps)"},
     )
+    noise: float = field(
+        default=0.0,
+        metadata={
+            "help": "SIGMA: execute the expert's continuous action + N(0, SIGMA^2) per dimension, "
+            "clipped to the action bounds, and store the expert's action (DART)"
+        },
+    )
+    epsilon: float = field(
+        default=0.0,
+        metadata={
+            "help": "P: execute a uniformly random discrete action with probability P, and "
+            "store the expert's action (DART)"
+        },
+    )
     list: bool = field(default=False, metadata={"help": "list suites and tasks, then exit"})
     no_progress: bool = field(default=False, metadata={"help": "no progress bar"})
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line (exit 2), without the usage block
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def parse_args(argv: Sequence[str] | None = None) -> CollectArgs:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m gato.collect",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -121,12 +185,13 @@ def parse_args(argv: Sequence[str] | None = None) -> CollectArgs:
         if f.type in ("bool", bool):
             parser.add_argument(flag, action="store_true", help=f.metadata["help"])
         else:
-            kind = int if f.type in ("int", "int | None") else str
+            kind = {"int": int, "int | None": int, "float": float}.get(f.type, str)
             default = None if f.default is MISSING else f.default
             text = f.metadata["help"]
             if "default" not in text:
                 text += f" (default: {default})"
-            parser.add_argument(flag, type=kind, default=default, help=text)
+            metavar = text.split(":")[0] if f.name in ("noise", "epsilon") else None
+            parser.add_argument(flag, type=kind, default=default, help=text, metavar=metavar)
     args = CollectArgs(**{k.replace("-", "_"): v for k, v in vars(parser.parse_args(argv)).items()})
     if not args.list and (args.task is None) == (args.suite is None):
         parser.error("give exactly one of --task or --suite (or --list)")
@@ -137,31 +202,16 @@ def parse_args(argv: Sequence[str] | None = None) -> CollectArgs:
     for name in ("episodes", "workers", "shard_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        check_noise(args.noise, args.epsilon)
+    except ValueError as e:
+        parser.error(f"--noise/--epsilon: {e}")
+    if args.policy == "random" and (args.noise or args.epsilon):
+        parser.error("--noise and --epsilon perturb the expert; not with --policy random")
     return args
 
 
 # ------------------------------------------------------------------------------- a task
-
-
-def stored_summaries(folder) -> list[dict]:
-    """Per-episode summaries of a task folder's complete shards (first copy of an index wins)."""
-    import pyarrow.parquet as pq
-
-    seen: dict[int, dict] = {}
-    for path in shard_paths(folder):
-        table = pq.read_table(path, columns=["episode_index", "seed", "rewards", "success"])
-        for row in table.to_pylist():
-            seen.setdefault(
-                row["episode_index"],
-                {
-                    "episode_index": row["episode_index"],
-                    "seed": row["seed"],
-                    "return": float(np.sum(row["rewards"], dtype=np.float64)),
-                    "length": len(row["rewards"]),
-                    "success": row["success"],
-                },
-            )
-    return list(seen.values())
 
 
 def collect_task(
@@ -177,8 +227,14 @@ def collect_task(
     progress: bool = True,
     env_fn: Callable = default_env_fn,
     policy_fn: Callable = default_policy_fn,
+    sigma: float = 0.0,
+    epsilon: float = 0.0,
 ) -> dict:
-    """Collect (or complete) episodes 0..N-1 of a task; write and return its metadata."""
+    """Collect (or complete) episodes 0..N-1 of a task; write and return its metadata.
+
+    ``sigma`` (continuous actions) or ``epsilon`` (discrete actions) turn on noise-injected
+    collection (see the module and gato/experts/noise.py)."""
+    noise = noise_config(task_info, policy, sigma, epsilon)
     folder = store.task_dir(task_info.name, data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     remove_temporary_files(folder)  # leftovers of a crashed run: never complete shards
@@ -188,9 +244,12 @@ def collect_task(
         "base_seed": seed,
         "max_steps": cap,
         "random_seed_offset": RANDOM_SEED_OFFSET,
+        **noise,
     }
     meta_path = folder / store.METADATA_NAME
     old = store.read_metadata(task_info.name, data_dir) if meta_path.is_file() else {}
+    if old:  # data collected before noise existed was collected without it
+        old = {**noise_config(task_info, "expert", 0.0, 0.0), **old}
     clash = {k: (old[k], v) for k, v in config.items() if k in old and old[k] != v}
     if clash:
         raise SystemExit(
@@ -215,7 +274,15 @@ def collect_task(
         policy_fn=policy_fn,
     )
     jobs = [
-        Job("collect", indices=c, seeds=[seed + i for i in c], **common) for c in chunks(todo, size)
+        Job(
+            "collect",
+            indices=c,
+            seeds=[seed + i for i in c],
+            sigma=sigma,
+            epsilon=epsilon,
+            **common,
+        )
+        for c in chunks(todo, size)
     ]
     reuse_random = (
         old.get("random_returns")
@@ -259,6 +326,8 @@ def _describe(meta: dict) -> str:
         f"{meta['task']}: {meta['episodes']} episodes, expert {fmt(meta['expert_return'])}, "
         f"random {fmt(meta['random_return'])}, success {fmt(meta['success_rate'])}, "
         f"{meta['filtered_episodes']} pass the 80% filter ({meta['seconds']} s)"
+        + (f", noise sigma {meta['noise_sigma']}" if meta.get("noise_sigma") else "")
+        + (f", epsilon {meta['noise_epsilon']}" if meta.get("noise_epsilon") else "")
     )
 
 
@@ -284,6 +353,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+        discrete = isinstance(info.action_spec, DiscreteSpec)
+        # A suite takes each noise where it fits; one task must fit the noise asked for.
+        sigma = args.noise if not (args.suite and discrete) else 0.0
+        epsilon = args.epsilon if not (args.suite and not discrete) else 0.0
+        try:
+            noise_config(info, args.policy, sigma, epsilon)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         try:
             meta = collect_task(
                 info,
@@ -296,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 random_episodes=opts.get("random_episodes", args.random_episodes),
                 max_steps=opts.get("max_steps", args.max_steps),
                 progress=not args.no_progress,
+                sigma=sigma,
+                epsilon=epsilon,
             )
         except KeyboardInterrupt:  # the workers are already terminated (gato/procs.py)
             print(

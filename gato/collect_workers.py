@@ -5,6 +5,9 @@ MuJoCo/OpenGL state) builds one env per task, a fresh policy per episode seeded 
 rolls the episodes out and writes them as one shard (atomically, see gato/jat.py). Because the
 policy and the env's reset depend only on the episode's seed (gato/envs guarantees that a reused
 env replays a fresh env's episode), results do not depend on which worker ran which episode.
+With noise (a job's ``sigma``/``epsilon``), collected episodes' experts are wrapped in
+:class:`gato.experts.noise.NoisyExpert`, seeded by the episode's seed: the perturbed action runs
+and the expert's is stored.
 Workers die with the collecting process (gato/procs.py).
 """
 
@@ -20,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from gato.jat import IMAGE_OBS, TEXT_OBS, Episode, write_shard
+from gato.jat import IMAGE_OBS, TEXT_OBS, Episode, shard_paths, write_shard
 from gato.procs import worker_pool
 
 # Test hooks (fault injection): die by SIGKILL right before collecting this episode index, or
@@ -107,6 +110,18 @@ class Job:
     folder: str
     env_fn: Callable = default_env_fn
     policy_fn: Callable = default_policy_fn
+    sigma: float = 0.0  # DART noise of collected episodes (gato/experts/noise.py)
+    epsilon: float = 0.0
+
+
+def make_policy(job: Job, env, seed: int):
+    """A fresh policy for one episode, seeded by the episode; noise-wrapped where the job says."""
+    policy = job.policy_fn(job.policy, job.task_info.name, env, seed)
+    if job.kind == "collect" and (job.sigma or job.epsilon):
+        from gato.experts.noise import NoisyExpert
+
+        policy = NoisyExpert(policy, job.task_info.action_spec, seed, job.sigma, job.epsilon)
+    return policy
 
 
 def run_job(job: Job, report: Callable[[int], None] | None = None) -> list[dict]:
@@ -123,7 +138,7 @@ def run_job(job: Job, report: Callable[[int], None] | None = None) -> list[dict]
             _maybe_crash(CRASH_AT_EPISODE_ENV, [index])
         # A fresh policy per episode, seeded by the episode: results do not depend on which
         # worker ran which episodes before.
-        policy = job.policy_fn(job.policy, name, env, seed)
+        policy = make_policy(job, env, seed)
         ep = run_episode(env, policy, job.task_info, seed, job.max_steps)
         ep.episode_index = index
         out.append(
@@ -185,3 +200,27 @@ def run_jobs(jobs: list[Job], workers: int, progress, desc: str) -> list[list[di
             return results
     finally:
         bar.close()
+
+
+# ------------------------------------------------------------------------ stored episodes
+
+
+def stored_summaries(folder) -> list[dict]:
+    """Per-episode summaries of a task folder's complete shards (first copy of an index wins)."""
+    import pyarrow.parquet as pq
+
+    seen: dict[int, dict] = {}
+    for path in shard_paths(folder):
+        table = pq.read_table(path, columns=["episode_index", "seed", "rewards", "success"])
+        for row in table.to_pylist():
+            seen.setdefault(
+                row["episode_index"],
+                {
+                    "episode_index": row["episode_index"],
+                    "seed": row["seed"],
+                    "return": float(np.sum(row["rewards"], dtype=np.float64)),
+                    "length": len(row["rewards"]),
+                    "success": row["success"],
+                },
+            )
+    return list(seen.values())

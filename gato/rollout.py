@@ -16,6 +16,12 @@ order in which they finish.
 
 An actor acts for every running environment at once (one forward per action token for a Gato
 policy); :class:`PerEnvActor` adapts a per-environment policy such as a scripted expert.
+
+With `record`, an episode stores the action that ran, unless the actor has a
+``recorded_actions() -> {env_index: action}`` for the step just taken: then that action is stored
+for those environments instead (noise-injected collection executes a perturbed action and records
+the expert's, gato/experts/noise.py). Rewards and the next observation always follow the action
+that ran.
 """
 
 from __future__ import annotations
@@ -108,6 +114,7 @@ class PerEnvActor:
     def __init__(self, make: Callable[[RolloutJob, Any], Any]):
         self.make = make
         self.policies: dict[int, Any] = {}
+        self.acted: list[int] = []  # the environments of the last act() call
 
     def start(self, index, env, observation, job):
         policy = self.make(job, env)
@@ -115,7 +122,17 @@ class PerEnvActor:
         self.policies[index] = policy
 
     def act(self, observations):
+        self.acted = list(observations)
         return {i: self.policies[i].act(obs) for i, obs in observations.items()}
+
+    def recorded_actions(self):
+        """The actions to store for the step just taken: a policy's ``recorded_action`` where it
+        has one (the expert's action under a perturbed execution), else none."""
+        return {
+            i: self.policies[i].recorded_action
+            for i in self.acted
+            if getattr(self.policies[i], "recorded_action", None) is not None
+        }
 
     def stop(self, index):
         del self.policies[index]
@@ -149,6 +166,7 @@ def run_rollouts(
         raise ValueError("run_rollouts needs at least one environment")
     pending = enumerate(jobs)
     discrete = not hasattr(task_info.action_spec, "low")
+    recorded_actions = getattr(actor, "recorded_actions", None) if record else None
     running: dict[int, _Running] = {}
     done: list[tuple[int, EpisodeResult]] = []
 
@@ -192,13 +210,14 @@ def run_rollouts(
         start = time.perf_counter()
         actions = actor.act({i: run.observation for i, run in running.items()})
         seconds = time.perf_counter() - start
+        stored = recorded_actions() if recorded_actions is not None else {}
         for i in list(running):
             run = running[i]
             r = run.result
             action = _env_action(actions[i], discrete)
             if record:
                 r.observations.append(run.observation)
-                r.actions.append(action)
+                r.actions.append(_env_action(stored[i], discrete) if i in stored else action)
             obs, reward, terminated, truncated, info = envs[i].step(action)
             r.episode_return += float(reward)
             r.steps += 1

@@ -149,3 +149,136 @@ def test_expert_episodes_depend_on_the_seed_alone(task, steps):
     for seed in (0, 9):
         episode(env, expert, seed)
     assert episode(env, expert, seed=5) == fresh
+
+
+# ------------------------------------------------------- noise-injected collection (DART)
+
+
+class _ConstantExpert:
+    """Always the same action; remembers what it was told ran."""
+
+    def __init__(self, action):
+        self.action, self.told = action, []
+
+    def reset(self, env, observation):
+        pass
+
+    def act(self, observation):
+        return self.action
+
+    def executed(self, action):
+        self.told.append(action)
+
+
+def _noisy_run(expert, spec, seed, steps, **noise):
+    from gato.experts.noise import NoisyExpert
+
+    noisy = NoisyExpert(expert, spec, seed, **noise)
+    noisy.reset(None, {})
+    executed, recorded = [], []
+    for _ in range(steps):
+        executed.append(noisy.act({}))
+        recorded.append(noisy.recorded_action)
+    return executed, recorded
+
+
+def test_noisy_expert_gaussian_noise_is_clipped_and_records_the_expert():
+    from gato.specs import ContinuousSpec
+
+    spec = ContinuousSpec((2,), -1.0, 1.0)
+    expert = _ConstantExpert(np.array([0.0, 0.95], np.float32))
+    executed, recorded = _noisy_run(expert, spec, 7, 4000, sigma=0.2)
+    ex = np.stack(executed)
+    assert ex.dtype == np.float32 and ex.shape == (4000, 2)
+    assert all(r is expert.action for r in recorded)  # the expert's own action is recorded
+    assert len(expert.told) == 4000 and np.array_equal(np.stack(expert.told), ex)
+    assert abs(ex[:, 0].mean()) < 0.015 and abs(ex[:, 0].std() - 0.2) < 0.01
+    assert ex.min() >= -1.0 and ex.max() == 1.0  # the clip is part of the executed action
+    # P(0.95 + N(0, 0.2^2) > 1) = P(Z > 0.25) = 0.401: those executions sit at the bound.
+    assert 0.37 < (ex[:, 1] == 1.0).mean() < 0.43
+    again, _ = _noisy_run(_ConstantExpert(expert.action), spec, 7, 50, sigma=0.2)
+    other, _ = _noisy_run(_ConstantExpert(expert.action), spec, 8, 50, sigma=0.2)
+    assert np.array_equal(np.stack(again), ex[:50])  # the episode's seed fixes the noise
+    assert not np.array_equal(np.stack(other), ex[:50])
+
+
+def test_noisy_expert_epsilon_takes_uniform_random_actions():
+    from gato.specs import DiscreteSpec
+
+    spec = DiscreteSpec((), 7)
+    executed, recorded = _noisy_run(_ConstantExpert(3), spec, 1, 7000, epsilon=0.3)
+    assert recorded == [3] * 7000 and all(isinstance(a, int) for a in executed)
+    counts = np.bincount(executed, minlength=7)
+    # A random action is any of the 7 (the expert's too): P(executed != 3) = 0.3 * 6/7 = 0.257.
+    assert 0.23 < (np.asarray(executed) != 3).mean() < 0.285
+    assert counts.min() > 0.3 / 7 * 7000 * 0.75  # every action is drawn
+    plain, _ = _noisy_run(_ConstantExpert(3), spec, 1, 100, epsilon=0.0)
+    assert plain == [3] * 100
+
+
+def test_noisy_expert_refuses_invalid_noise():
+    from gato.experts.noise import NoisyExpert
+    from gato.specs import ContinuousSpec, DiscreteSpec
+
+    cont, disc, expert = ContinuousSpec((1,)), DiscreteSpec((), 3), _ConstantExpert(0)
+    for spec, kw, match in [
+        (cont, {"sigma": -0.1}, "sigma"),
+        (cont, {"sigma": float("nan")}, "sigma"),
+        (disc, {"epsilon": 1.5}, "epsilon"),
+        (disc, {"sigma": 0.1}, "continuous"),
+        (cont, {"epsilon": 0.1}, "discrete"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            NoisyExpert(expert, spec, 0, **kw)
+
+
+def test_babyai_bot_corrects_random_actions():
+    """Under epsilon noise the bot is told what ran and still completes its missions."""
+    from gato.experts.noise import NoisyExpert
+    from gato.rollout import PerEnvActor, RolloutJob, run_rollouts
+
+    task = "babyai.go-to-local"
+    info = get_task(task)
+    env = make_env(task)
+    actor = PerEnvActor(
+        lambda job, env: NoisyExpert(
+            make_expert(task, env), info.action_spec, job.seed, epsilon=0.2
+        )
+    )
+    jobs = [RolloutJob(task, i, i) for i in range(10)]
+    results = run_rollouts([env], actor, info, jobs, record=True)
+    assert sum(r.success for r in results) >= 9  # the noiseless bot: 100%
+
+
+def test_babyai_expert_tells_the_bot_which_action_ran():
+    """The bot's replan(None) means "my suggestion ran"; another executed action is passed on
+    (the bot's advising mode), and a bot that gives up on an opened box answers `done`."""
+    from minigrid.utils.baby_ai_bot import DisappearedBoxError
+
+    from gato.experts.babyai import BabyAIBotExpert
+
+    class StubBot:
+        def __init__(self):
+            self.calls, self.plan = [], [2, 2, 0, 5]
+
+        def replan(self, action_taken=None):
+            self.calls.append(action_taken)
+            if not self.plan:
+                raise DisappearedBoxError("a box was opened")
+            return self.plan.pop(0)
+
+    env = make_env("babyai.go-to-red-ball")
+    observation, _ = env.reset(seed=0)
+    expert = BabyAIBotExpert(env)
+    expert.reset(env, observation)
+    expert.bot = StubBot()
+    assert expert.act(observation) == 2
+    expert.executed(2)  # the suggestion ran
+    assert expert.act(observation) == 2
+    expert.executed(1)  # a random turn ran instead
+    assert expert.act(observation) == 0
+    assert expert.act(observation) == 5  # no executed() call: the suggestion is assumed
+    assert expert.bot.calls == [None, None, 1, None]
+    done = int(env.unwrapped.actions.done)
+    assert expert.act(observation) == done and expert.gave_up
+    assert expert.act(observation) == done and len(expert.bot.calls) == 5

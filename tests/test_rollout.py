@@ -111,3 +111,36 @@ def test_on_result_sees_every_episode_once_and_bad_jobs_fail():
         rollout(1, [RolloutJob("other.task", 0, 0)])
     with pytest.raises(ValueError, match="at least one environment"):
         run_rollouts([], PerEnvActor(lambda j, e: None), INFO, jobs(1))
+
+
+class PerturbedPolicy(SeededPolicy):
+    """Executes its action shifted by 0.5 (clipped) and records the unshifted one, as a
+    noise-injected expert does."""
+
+    def act(self, obs):
+        self.recorded_action = super().act(obs)
+        return np.clip(self.recorded_action + 0.5, -1.0, 1.0).astype(np.float32)
+
+
+def test_recorded_actions_are_stored_while_the_env_runs_the_executed_ones():
+    def run(policy):
+        envs = [CountdownEnv() for _ in range(3)]
+        actor = PerEnvActor(lambda job, env: policy(job.seed))
+        return run_rollouts(envs, actor, INFO, jobs(7), record=True)
+
+    plain, perturbed = run(SeededPolicy), run(PerturbedPolicy)
+    for a, b in zip(plain, perturbed, strict=True):
+        assert a.steps == b.steps  # CountdownEnv's length and observations ignore the action
+        stored = np.stack(b.actions)[:, 0]
+        np.testing.assert_array_equal(np.stack(a.actions)[:, 0], stored)  # the recorded ones
+        # The reward is action * x for the action that ran: the shifted one.
+        x = np.array([o["continuous_observations"][0] for o in b.observations], np.float64)
+        executed = np.clip(stored + 0.5, -1.0, 1.0).astype(np.float32)
+        np.testing.assert_allclose(b.rewards, executed * x, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(b.rewards, a.rewards)
+    # Without `record` nothing is stored, and the returns still follow the executed action.
+    envs = [CountdownEnv() for _ in range(2)]
+    actor = PerEnvActor(lambda job, env: PerturbedPolicy(job.seed))
+    unrecorded = run_rollouts(envs, actor, INFO, jobs(7))
+    assert [r.actions for r in unrecorded] == [None] * 7
+    assert [r.episode_return for r in unrecorded] == [r.episode_return for r in perturbed]

@@ -7,6 +7,12 @@ GoToImpUnlock and UnlockToUnlock, where its planner can search forever (GoToImpU
 seen spinning for minutes in `_breadth_first_search`; experiments/results/experts.md). As a guard
 for levels not yet measured, a single `replan()` that takes longer than `REPLAN_TIMEOUT_S` raises
 an error instead of hanging a collection.
+
+Under noise-injected collection (gato/experts/noise.py) the bot runs in its "advising mode": it is
+told the action that really ran (`executed`), and plans from the state that action led to (for
+instance turning back after a random turn). If a random action opens a box, the bot declares the
+mission unsolvable (its `DisappearedBoxError`); the expert then gives up (`gave_up`) and answers
+`done` for the rest of the episode, which then fails, earns nothing and so fails the 80% filter.
 """
 
 from __future__ import annotations
@@ -42,17 +48,38 @@ class BabyAIBotExpert:
     def __init__(self, env: gym.Env):
         self.env = env
         self.bot = None
+        self.suggested: int | None = None
+        self.taken: int | None = None  # the executed action, when it was not the suggested one
+        self.gave_up = False
 
     def reset(self, env: gym.Env, observation: dict) -> None:
         from minigrid.utils.baby_ai_bot import BabyAIBot
 
         self.env = env
         self.bot = BabyAIBot(env.unwrapped)
+        self.suggested = self.taken = None
+        self.gave_up = False
 
     def act(self, observation: dict) -> int:
+        from minigrid.utils.baby_ai_bot import DisappearedBoxError
+
         if self.bot is None:
             raise RuntimeError("call reset(env, observation) after env.reset() before act()")
-        return int(_with_timeout(self.bot.replan, REPLAN_TIMEOUT_S))
+        if self.gave_up:
+            return int(self.env.unwrapped.actions.done)
+        taken, self.taken = self.taken, None
+        try:
+            self.suggested = int(_with_timeout(lambda: self.bot.replan(taken), REPLAN_TIMEOUT_S))
+        except DisappearedBoxError:  # only after an executed action that was not the bot's
+            self.gave_up = True
+            return int(self.env.unwrapped.actions.done)
+        return self.suggested
+
+    def executed(self, action: int) -> None:
+        """The action that ran after the last `act` (noise-injected collection). The bot's
+        `replan(None)` means "my suggestion ran"; any other action is passed on."""
+        action = int(action)
+        self.taken = None if action == self.suggested else action
 
 
 def _with_timeout(fn, seconds: float):

@@ -165,12 +165,15 @@ def write_report(args: LadderArgs, recipe: dict, report: dict, times: dict) -> N
         "| training | evaluation |",
         "|---|---|---:|---|---:|---:|---:|---|---|---:|---:|",
     ]
-    rows = []
+    rows, notes = [], []
     if path.is_file():
-        rows = [r for r in path.read_text().splitlines() if r.startswith("| ") and "|---" not in r]
-        rows = [r for r in rows[1:] if not r.startswith(f"| {args.task} |")]
+        text = path.read_text().splitlines()
+        table = [i for i, r in enumerate(text) if r.startswith("|")]
+        rows = [r for r in text[table[2] :] if r.startswith("| ")] if len(table) > 2 else []
+        rows = [r for r in rows if not r.startswith(f"| {args.task} |")]
+        notes = text[table[-1] + 1 :] if table else []  # what follows the table is kept
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(header + sorted(rows + [line])) + "\n")
+    path.write_text("\n".join(header + sorted(rows + [line]) + notes) + "\n")
     print(f"ladder: {args.task}: {cell} against a goal of {100 * goal['at_least']:.0f}%; {path}")
 
 

@@ -18,6 +18,8 @@ import pytest
 from gato.procs import ORPHAN_EXIT_CODE, worker_pool
 
 REPO = Path(__file__).resolve().parents[1]
+# Scripts run from a temporary folder import this checkout's gato (cwd is not on a script's path).
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 DEADLINE_S = 30.0  # liveness deadline: the workers' own jobs last 600 s
 
 
@@ -112,6 +114,7 @@ def _start_parent(tmp_path: Path, mode: str):
         proc = subprocess.Popen(
             [sys.executable, str(script), str(tmp_path), mode],
             cwd=REPO,
+            env=ENV,
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
@@ -147,7 +150,9 @@ def test_workers_die_with_their_parent(tmp_path, mode, signum, returncode):
 def test_an_orphan_exits_at_once():
     """A worker whose parent died before it set the parent-death signal exits by itself."""
     code = "from gato.procs import die_with_parent; die_with_parent(1); print('survived')"
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True
+    )
     assert out.returncode == ORPHAN_EXIT_CODE and "survived" not in out.stdout, out.stderr
 
 
@@ -225,6 +230,7 @@ def test_killed_collection_leaves_no_worker_behind(tmp_path, signum, returncode)
         proc = subprocess.Popen(
             [sys.executable, "-m", "gato.collect", *args, "--no-progress"],
             cwd=REPO,
+            env=ENV,
             stdout=subprocess.DEVNULL,
             stderr=err,
             # A shell's background job ignores SIGINT, and so would this child: undo that.

@@ -11,16 +11,25 @@ A checkpoint is a folder ``<run>/checkpoints/step_<N>/`` holding
 It is written into a hidden temporary folder and renamed into place, so a crash never leaves a
 folder that looks complete; on load every file is checked against the manifest, so a truncated
 or corrupted checkpoint is an error that says which file is wrong, never a silent fresh start.
-Nothing is ever unpickled with code execution.
+A ``step_*`` folder without a valid manifest is such an error too, never skipped for an older
+step (a resume that fell back would then overwrite the newer one). Nothing is ever unpickled with
+code execution.
+
+Saving first removes the temporary folders of dead writers (``.tmp-step_<N>-<pid>``, the pid
+not alive), then checks that the file system has room for the estimated size (a clear error
+instead of a half-written file on a full disk). Every file gets the permissions that Python's
+``open`` gives under the process umask (safetensors alone would write 0600).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +38,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gato.config import GatoConfig
+from gato.errors import UserError
+from gato.locks import pid_alive
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -36,10 +47,17 @@ STATE_FILE = "state.json"
 OPTIMIZER_FILE = "optimizer.pt"
 MANIFEST_FILE = "manifest.json"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+_TMP_DIR = re.compile(r"^\.tmp-step_\d+-(\d+)$")
+KILL_IN_WRITE_ENV = "GATO_CKPT_KILL_IN_WRITE"
+"""Test hook: SIGKILL the process in the middle of writing this step's checkpoint (after the
+weights, before the optimizer state and the manifest)."""
+# Room asked for beyond the tensors' bytes: headers, JSON files, the optimizer's pickled structure.
+SPACE_MARGIN_BYTES = 4 << 20
+SPACE_MARGIN_FRACTION = 0.02
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, incomplete or corrupted."""
+class CheckpointError(RuntimeError, UserError):
+    """A checkpoint is missing, incomplete or corrupted, or cannot be written."""
 
 
 @dataclass
@@ -79,6 +97,41 @@ def _unshare(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def tensor_bytes(obj) -> int:
+    """Bytes of every tensor in a nested state (dicts, lists, tuples): what a save writes."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def remove_stale_temporaries(root: str | os.PathLike) -> list[Path]:
+    """Delete ``.tmp-step_*`` folders of dead writers (and this process's own leftovers) under a
+    checkpoints folder; a live other writer's folder is left alone. Returns what was removed."""
+    root = Path(root)
+    removed = []
+    for path in sorted(root.glob(".tmp-step_*")) if root.is_dir() else []:
+        m = _TMP_DIR.match(path.name)
+        pid = int(m.group(1)) if m else -1
+        if pid == os.getpid() or not pid_alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _check_space(root: Path, need: int, step: int) -> None:
+    free = shutil.disk_usage(root).free
+    if free < need:
+        raise CheckpointError(
+            f"not enough free space in {root} for the checkpoint of step {step}: it needs about "
+            f"{need / 2**20:.1f} MiB and {free / 2**20:.1f} MiB are free; free some space (or "
+            "keep fewer checkpoints) and resume"
+        )
+
+
 def save_checkpoint(
     run_dir: str | os.PathLike,
     step: int,
@@ -90,27 +143,32 @@ def save_checkpoint(
 ) -> Path:
     """Write ``<run_dir>/checkpoints/step_<step>/`` atomically; keep the newest `keep` (None: all).
 
-    `model_state` is a full (gathered) state dict; `state` must be JSON-able."""
+    `model_state` is a full (gathered) state dict; `state` must be JSON-able. A CheckpointError
+    if the file system has no room for it (checked before writing, and on a write that fails)."""
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(root)
     final = root / f"step_{step:08d}"
     tmp = root / f".tmp-step_{step:08d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    weights = _unshare(model_state)
+    need = tensor_bytes(weights) + tensor_bytes(optimizer_state)
+    need += SPACE_MARGIN_BYTES + int(SPACE_MARGIN_FRACTION * need)
+    _check_space(root, need, step)
     tmp.mkdir()
-    save_file(_unshare(model_state), tmp / MODEL_FILE)
-    (tmp / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    (tmp / STATE_FILE).write_text(json.dumps({"step": step, **(state or {})}, indent=2) + "\n")
-    if optimizer_state is not None:
-        torch.save(optimizer_state, tmp / OPTIMIZER_FILE)
-    files = sorted(p.name for p in tmp.iterdir())
-    manifest = {
-        name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
-        for name in files
-    }
-    (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-    for name in files + [MANIFEST_FILE]:
-        with open(tmp / name, "rb") as f:
-            os.fsync(f.fileno())
+    try:
+        _write_files(tmp, step, weights, config, state, optimizer_state)
+    except BaseException as e:
+        # torch's writer reports a full disk as "unexpected pos N vs M", with no errno: so also
+        # ask the disk whether the rest of the checkpoint would still fit.
+        written = sum(f.stat().st_size for f in tmp.iterdir() if f.is_file())
+        full = _out_of_space(e) or shutil.disk_usage(root).free < need - written
+        shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written folder behind
+        if full and not isinstance(e, KeyboardInterrupt):
+            raise CheckpointError(
+                f"the disk of {root} filled up while writing the checkpoint of step {step} "
+                f"(about {need / 2**20:.1f} MiB; {e}); free some space and resume"
+            ) from e
+        raise
     if final.exists():  # re-saving a step (e.g. after a resume) replaces it whole
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -120,24 +178,63 @@ def save_checkpoint(
     return final
 
 
+def _write_files(tmp: Path, step: int, weights, config, state, optimizer_state) -> None:
+    """The checkpoint's files and manifest in `tmp`, synced, all with one file mode."""
+    (tmp / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    (tmp / STATE_FILE).write_text(json.dumps({"step": step, **(state or {})}, indent=2) + "\n")
+    save_file(weights, tmp / MODEL_FILE)
+    if os.environ.get(KILL_IN_WRITE_ENV) == str(step):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if optimizer_state is not None:
+        torch.save(optimizer_state, tmp / OPTIMIZER_FILE)
+    files = sorted(p.name for p in tmp.iterdir())
+    manifest = {
+        name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
+        for name in files
+    }
+    (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    # config.json was written by Python's open: the umask's mode, which every file gets.
+    mode = (tmp / CONFIG_FILE).stat().st_mode & 0o777
+    for name in files + [MANIFEST_FILE]:
+        os.chmod(tmp / name, mode)
+        with open(tmp / name, "rb") as f:
+            os.fsync(f.fileno())
+
+
+def _out_of_space(error: BaseException) -> bool:
+    """True if a failed write ran out of disk (torch and safetensors wrap the OSError)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    cause = error.__cause__ or error.__context__
+    text = str(error)
+    return (
+        "No space left" in text
+        or "quota exceeded" in text.lower()
+        or (cause is not None and cause is not error and _out_of_space(cause))
+    )
+
+
 def list_checkpoints(path: str | os.PathLike) -> list[Path]:
-    """Complete checkpoint folders under a run folder (or its checkpoints/), oldest first."""
+    """Checkpoint folders (``step_*``) under a run folder (or its checkpoints/), oldest first.
+
+    Complete or not: a folder without a valid manifest is listed, so that loading it is an
+    error naming it, never a silent fallback to an older step."""
     path = Path(path)
     root = path / "checkpoints" if (path / "checkpoints").is_dir() else path
     if not root.is_dir():
         return []
-    found = [
-        (int(m.group(1)), p)
-        for p in root.iterdir()
-        if (m := _STEP_DIR.match(p.name)) and (p / MANIFEST_FILE).is_file()
-    ]
-    return [p for _, p in sorted(found)]
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name))]
+    return [p for _, p in sorted(found) if p.is_dir()]
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint folder itself, or the newest one under a run folder."""
     path = Path(path)
-    if (path / MANIFEST_FILE).is_file() or (path / MODEL_FILE).is_file():
+    if (
+        _STEP_DIR.match(path.name)
+        or (path / MANIFEST_FILE).is_file()
+        or (path / MODEL_FILE).is_file()
+    ):
         return path
     found = list_checkpoints(path)
     if not found:
@@ -145,15 +242,25 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return found[-1]
 
 
-def _verify(path: Path) -> dict:
+def _verify(path: Path, skip: frozenset[str] = frozenset()) -> dict:
+    """Check every file the manifest lists (except `skip`) by size and sha256; the manifest."""
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
         raise CheckpointError(f"{path} is not a complete checkpoint: {MANIFEST_FILE} is missing")
     try:
         manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{manifest_path} is corrupted: {e}") from e
+    if not isinstance(manifest, dict) or not all(
+        isinstance(v, dict) and {"bytes", "sha256"} <= set(v) for v in manifest.values()
+    ):
+        raise CheckpointError(f"{manifest_path} is corrupted: not a manifest of files")
+    for name in (MODEL_FILE, CONFIG_FILE, STATE_FILE):
+        if name not in manifest:
+            raise CheckpointError(f"{manifest_path} is corrupted: it does not list {name}")
     for name, expected in manifest.items():
+        if name in skip:
+            continue
         file = path / name
         if not file.is_file():
             raise CheckpointError(f"checkpoint {path} is missing {name}")
@@ -169,9 +276,11 @@ def _verify(path: Path) -> dict:
 
 
 def load_checkpoint(path: str | os.PathLike, with_optimizer: bool = True) -> Checkpoint:
-    """Load and verify a checkpoint folder (or the newest under a run folder), on the CPU."""
+    """Load and verify a checkpoint folder (or the newest under a run folder), on the CPU.
+
+    Without the optimizer (deploying, fine-tuning) optimizer.pt is neither read nor verified."""
     path = resolve_checkpoint(path)
-    manifest = _verify(path)
+    manifest = _verify(path, frozenset() if with_optimizer else frozenset({OPTIMIZER_FILE}))
     try:
         config = GatoConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
         state = json.loads((path / STATE_FILE).read_text())
@@ -240,7 +349,7 @@ def newest_checkpoint(runs_dir: str | os.PathLike = "runs", task: str | None = N
             f"no checkpoint under {root}/ (looked for {root}/<run>/checkpoints/step_*/): "
             "train one first or pass --checkpoint"
         )
-    ordered = sorted(found, key=lambda p: ((p / MANIFEST_FILE).stat().st_mtime, str(p)))
+    ordered = sorted(found, key=lambda p: (_written_at(p), str(p)))
     if task is None:
         return ordered[-1]
     from gato.envs import canonical_name
@@ -258,6 +367,13 @@ def newest_checkpoint(runs_dir: str | os.PathLike = "runs", task: str | None = N
         f"none of the {len(ordered)} checkpoints under {root}/ was trained on {want!r}: "
         "pass --checkpoint, or --allow-unseen-task where the command has it"
     )
+
+
+def _written_at(path: Path) -> float:
+    """When a checkpoint was completed: its manifest's time (the folder's, if it has none; then
+    loading it is an error that names it)."""
+    manifest = path / MANIFEST_FILE
+    return (manifest if manifest.is_file() else path).stat().st_mtime
 
 
 def _canonical_or_same(name: str) -> str:

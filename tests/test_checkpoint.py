@@ -73,14 +73,19 @@ def test_truncated_and_corrupted_files_are_named(saved):
         load_checkpoint(path)
 
 
-def test_incomplete_folders_are_never_picked(saved, tmp_path):
+def test_incomplete_folders_are_errors_never_skipped(saved, tmp_path):
     run, path, model, _ = saved
-    # A crash mid-save leaves a hidden temporary folder and no manifest.
+    # A crash mid-save leaves a hidden temporary folder: never a checkpoint.
     (run / "checkpoints" / ".tmp-step_00000009-1").mkdir()
+    assert list_checkpoints(run) == [path]
+    # A step folder without a manifest (copied half, or tampered with) is the newest checkpoint
+    # and an error naming it: no silent fallback to step 7 (issue 13).
     half = run / "checkpoints" / "step_00000008"
     half.mkdir()
     (half / "model.safetensors").write_bytes(b"")
-    assert list_checkpoints(run) == [path]
+    assert list_checkpoints(run) == [path, half]
+    with pytest.raises(CheckpointError, match="step_00000008 is not a complete checkpoint"):
+        load_checkpoint(run)
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_checkpoint(tmp_path / "elsewhere")
     with pytest.raises(CheckpointError, match="manifest.json is missing"):

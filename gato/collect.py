@@ -31,9 +31,9 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
 
 from gato import datasets as store
+from gato.collect_suites import SUITES
 from gato.collect_workers import (
     CRASH_AT_EPISODE_ENV,
     CRASH_IN_WRITE_ENV,
@@ -44,69 +44,13 @@ from gato.collect_workers import (
     run_jobs,
     stored_summaries,
 )
+from gato.errors import UserError
 from gato.experts.noise import check_noise, noise_config
 from gato.jat import remove_temporary_files
+from gato.locks import folder_lock
 from gato.specs import DiscreteSpec
 
 __all__ = ["CRASH_AT_EPISODE_ENV", "CRASH_IN_WRITE_ENV", "SUITES", "collect_task", "main"]
-
-# Suites. Collection times: one core runs an episode through this collector in about 0.1-0.15 s
-# for cartpole (1,000 steps), 0.26 s for Meta-World (500 steps at ~1,900 steps/s), 0.005-0.02 s
-# for BabyAI (GoToRedBall ~6 steps, Open ~30) and ~10 s for a full Pong game (../shared/EXPERTS.md
-# speeds); measured here on 2026-12-01 while a training run shared the 2 cores, 0.37 s, 0.45-1.1 s,
-# 0.008-0.044 s. Each task also starts its worker processes (2-4 s).
-#
-# "default" (`make data`): volumes near the paper's per task (GATO_SPEC.md section 9: ~2,000 per
-# Meta-World task, ~100,000 per BabyAI level, ~13,000 per DM Control task) wherever the expert is
-# cheap: 5,000 episodes per BabyAI level and 1,000 per Meta-World and cartpole task. About 2,800
-# core-seconds (Meta-World three quarters of it): ~25 minutes on 2 idle cores, ~50 minutes at the
-# loaded speeds above. Pong stays at 4 full games (80x80 RGB frames, ~10 s each): a step cap would
-# cut games short and bias its expert and random returns, so it gets a few whole games. Random
-# returns are averaged over more episodes where episodes are cheap (BabyAI).
-#
-# "quick" (the demo, tests, a first look): the same tasks without the heavy ones (Pong's full
-# games; Meta-World assembly, held out of pretraining anyway), 10-30 episodes each: about a minute
-# on 2 idle cores, mostly worker start-up (122 s measured with the cores shared as above).
-_DEFAULT_RANDOM = {"cartpole": 10, "metaworld": 10, "babyai": 100, "atari": 2}
-_TASKS = (
-    "cartpole.balance",
-    "cartpole.swingup",
-    "metaworld.reach",
-    "metaworld.push",
-    "metaworld.button-press",
-    "metaworld.door-open",
-    "metaworld.drawer-close",
-    "metaworld.window-open",
-    "metaworld.assembly",
-    "babyai.go-to-red-ball",
-    "babyai.go-to-local",
-    "babyai.pickup-loc",
-    "babyai.open",
-    "atari.pong",
-)
-_DEFAULT_EPISODES = {"cartpole": 1000, "metaworld": 1000, "babyai": 5000, "atari": 4}
-_QUICK_EPISODES = {"cartpole": 10, "metaworld": 10, "babyai": 30}
-_QUICK_RANDOM = {"cartpole": 3, "metaworld": 3, "babyai": 10}
-
-
-def _family(task: str) -> str:
-    return task.split(".")[0]
-
-
-SUITES: dict[str, dict[str, dict[str, Any]]] = {
-    "default": {
-        t: {
-            "episodes": _DEFAULT_EPISODES[_family(t)],
-            "random_episodes": _DEFAULT_RANDOM[_family(t)],
-        }
-        for t in _TASKS
-    },
-    "quick": {
-        t: {"episodes": _QUICK_EPISODES[_family(t)], "random_episodes": _QUICK_RANDOM[_family(t)]}
-        for t in _TASKS
-        if t not in ("atari.pong", "metaworld.assembly")
-    },
-}
 
 RANDOM_SEED_OFFSET = 1_000_000  # random-policy episodes use seeds disjoint from collected ones
 
@@ -236,86 +180,90 @@ def collect_task(
     collection (see the module and gato/experts/noise.py)."""
     noise = noise_config(task_info, policy, sigma, epsilon)
     folder = store.task_dir(task_info.name, data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_temporary_files(folder)  # leftovers of a crashed run: never complete shards
-    cap = max_steps or task_info.max_episode_steps
-    config = {
-        "policy": policy,
-        "base_seed": seed,
-        "max_steps": cap,
-        "random_seed_offset": RANDOM_SEED_OFFSET,
-        **noise,
-    }
-    meta_path = folder / store.METADATA_NAME
-    old = store.read_metadata(task_info.name, data_dir) if meta_path.is_file() else {}
-    if old:  # data collected before noise existed was collected without it
-        old = {**noise_config(task_info, "expert", 0.0, 0.0), **old}
-    clash = {k: (old[k], v) for k, v in config.items() if k in old and old[k] != v}
-    if clash:
-        raise SystemExit(
-            f"{folder} holds episodes collected with other settings "
-            f"(stored, requested): {clash}; use another --data-dir or delete it"
-        )
-    if not old:  # marks the folder as in progress until the real metadata replaces it
-        store.write_json_atomic(meta_path, {"task": task_info.name, "complete": False, **config})
-
-    have = {s["episode_index"]: s for s in stored_summaries(folder)}
-    bad = [i for i, s in have.items() if s["seed"] != seed + i]
-    if bad:
-        raise SystemExit(f"{folder}: episodes {bad[:5]} were collected with another base seed")
-    todo = [i for i in range(episodes) if i not in have]
-    size = min(shard_size, max(1, math.ceil(len(todo) / workers)))
-    common = dict(
-        task_info=task_info,
-        policy=policy,
-        max_steps=cap,
-        folder=str(folder),
-        env_fn=env_fn,
-        policy_fn=policy_fn,
-    )
-    jobs = [
-        Job(
-            "collect",
-            indices=c,
-            seeds=[seed + i for i in c],
-            sigma=sigma,
-            epsilon=epsilon,
-            **common,
-        )
-        for c in chunks(todo, size)
-    ]
-    reuse_random = (
-        old.get("random_returns")
-        if len(old.get("random_returns") or []) == random_episodes
-        else None
-    )
-    if random_episodes and reuse_random is None:
-        r_idx = list(range(random_episodes))
-        r_size = max(1, math.ceil(random_episodes / workers))
-        jobs += [
-            Job(
-                "random",
-                indices=c,
-                seeds=[seed + RANDOM_SEED_OFFSET + i for i in c],
-                **{**common, "policy": "random"},
+    # One writer per task folder for the whole collection (gato/locks.py): a second one would
+    # delete this one's temporary files and race it on shard names.
+    with folder_lock(folder, "gato.collect"):
+        remove_temporary_files(folder)  # leftovers of a crashed run: never complete shards
+        cap = max_steps or task_info.max_episode_steps
+        config = {
+            "policy": policy,
+            "base_seed": seed,
+            "max_steps": cap,
+            "random_seed_offset": RANDOM_SEED_OFFSET,
+            **noise,
+        }
+        meta_path = folder / store.METADATA_NAME
+        old = store.read_metadata(task_info.name, data_dir) if meta_path.is_file() else {}
+        if old:  # data collected before noise existed was collected without it
+            old = {**noise_config(task_info, "expert", 0.0, 0.0), **old}
+        clash = {k: (old[k], v) for k, v in config.items() if k in old and old[k] != v}
+        if clash:
+            raise SystemExit(
+                f"{folder} holds episodes collected with other settings "
+                f"(stored, requested): {clash}; use another --data-dir or delete it"
             )
-            for c in chunks(r_idx, r_size)
-        ]
-    if len(have):
-        print(
-            f"{task_info.name}: {len(have)} episodes already in {folder}, {len(todo)} to collect",
-            file=sys.stderr,
+        if not old:  # marks the folder as in progress until the real metadata replaces it
+            marker = {"task": task_info.name, "complete": False, **config}
+            store.write_json_atomic(meta_path, marker)
+
+        have = {s["episode_index"]: s for s in stored_summaries(folder)}
+        bad = [i for i, s in have.items() if s["seed"] != seed + i]
+        if bad:
+            raise SystemExit(f"{folder}: episodes {bad[:5]} were collected with another base seed")
+        todo = [i for i in range(episodes) if i not in have]
+        size = min(shard_size, max(1, math.ceil(len(todo) / workers)))
+        common = dict(
+            task_info=task_info,
+            policy=policy,
+            max_steps=cap,
+            folder=str(folder),
+            env_fn=env_fn,
+            policy_fn=policy_fn,
         )
-    start = time.time()
-    results = run_jobs(jobs, workers, progress, task_info.name)
-    done = zip(jobs, results, strict=True)
-    random_returns = reuse_random or [
-        s["return"] for j, res in done if j.kind == "random" for s in res
-    ]
-    meta = store.summarize(task_info, stored_summaries(folder), random_returns, config)
-    meta.update(complete=True, seconds=round(time.time() - start, 1))
-    store.write_json_atomic(meta_path, meta)
-    return meta
+        jobs = [
+            Job(
+                "collect",
+                indices=c,
+                seeds=[seed + i for i in c],
+                sigma=sigma,
+                epsilon=epsilon,
+                **common,
+            )
+            for c in chunks(todo, size)
+        ]
+        reuse_random = (
+            old.get("random_returns")
+            if len(old.get("random_returns") or []) == random_episodes
+            else None
+        )
+        if random_episodes and reuse_random is None:
+            r_idx = list(range(random_episodes))
+            r_size = max(1, math.ceil(random_episodes / workers))
+            jobs += [
+                Job(
+                    "random",
+                    indices=c,
+                    seeds=[seed + RANDOM_SEED_OFFSET + i for i in c],
+                    **{**common, "policy": "random"},
+                )
+                for c in chunks(r_idx, r_size)
+            ]
+        if len(have):
+            print(
+                f"{task_info.name}: {len(have)} episodes already in {folder}, "
+                f"{len(todo)} to collect",
+                file=sys.stderr,
+            )
+        start = time.time()
+        results = run_jobs(jobs, workers, progress, task_info.name)
+        done = zip(jobs, results, strict=True)
+        random_returns = reuse_random or [
+            s["return"] for j, res in done if j.kind == "random" for s in res
+        ]
+        meta = store.summarize(task_info, stored_summaries(folder), random_returns, config)
+        meta.update(complete=True, seconds=round(time.time() - start, 1))
+        store.write_json_atomic(meta_path, meta)
+        return meta
 
 
 def _describe(meta: dict) -> str:
@@ -377,6 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sigma=sigma,
                 epsilon=epsilon,
             )
+        except UserError as e:  # another writer holds the folder, a corrupt shard: one line
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         except KeyboardInterrupt:  # the workers are already terminated (gato/procs.py)
             print(
                 f"interrupted while collecting {info.name}. Complete shards are kept: run the "

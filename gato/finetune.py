@@ -58,6 +58,7 @@ from gato.finetune_args import (
 )
 from gato.jat import shard_episode_indices, shard_paths
 from gato.layout_check import LayoutError
+from gato.locks import run_folder_lock
 from gato.model import Gato
 from gato.train import Trainer
 from gato.train_log import read_metrics
@@ -374,14 +375,15 @@ def finetune(args: FinetuneArgs, world: D.World | None = None) -> dict:
         stamp = D.broadcast_object(time.strftime("%Y%m%d-%H%M%S"), world)
         args.run_dir = f"runs/finetune-{args.task}-{args.demos}demos-{init}-{stamp}"
     run_dir = Path(args.run_dir)
-    if list_checkpoints(run_dir) or (run_dir / "best").exists():
-        raise SystemExit(f"{run_dir} already holds a run: choose another --run-dir")
-    if world.is_main:
-        ensure_demos(args.task, args.data_dir, args.demos, args.collect)
-        demo_view(args.task, args.data_dir, args.demos, run_dir / "demos")
-    D.barrier(world)
-    train_args = to_train_args(args, str(run_dir / "demos"), size)
-    return FinetuneTrainer(train_args, world, args, base, init_state).run()
+    with run_folder_lock(run_dir, "gato.finetune", world):  # one writer per run folder
+        if list_checkpoints(run_dir) or (run_dir / "best").exists():
+            raise SystemExit(f"{run_dir} already holds a run: choose another --run-dir")
+        if world.is_main:
+            ensure_demos(args.task, args.data_dir, args.demos, args.collect)
+            demo_view(args.task, args.data_dir, args.demos, run_dir / "demos")
+        D.barrier(world)
+        train_args = to_train_args(args, str(run_dir / "demos"), size)
+        return FinetuneTrainer(train_args, world, args, base, init_state).run()
 
 
 def main(argv=None) -> dict:

@@ -160,3 +160,26 @@ def folder_lock(folder: str | os.PathLike, what: str) -> Iterator[Path]:
         yield path
     finally:
         release(path)
+
+
+@contextlib.contextmanager
+def run_folder_lock(folder: str | os.PathLike, what: str, world) -> Iterator[None]:
+    """The lock of a run folder for a (possibly distributed) run: rank 0 writes the folder and
+    holds the lock; its LockError is every rank's, so that no rank waits for a refused one.
+    `world`: a :class:`gato.distributed.World`."""
+    from gato import distributed as D
+
+    path, error = None, None
+    if world.is_main:
+        try:
+            path = acquire(folder, what)
+        except LockError as e:
+            error = str(e)
+    error = D.broadcast_object(error, world)
+    if error is not None:
+        raise LockError(error)
+    try:
+        yield
+    finally:
+        if path is not None:
+            release(path)

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from gato import distributed as D
@@ -40,12 +39,15 @@ from gato.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, 
 from gato.config import SIZES, GatoConfig, get_config
 from gato.data import DataConfig, SampleBatch, SequenceSampler, make_loader
 from gato.datasets import MAKE_DATA_HINT
+from gato.errors import UserError
 from gato.inputs import GatoInputs
 from gato.layout_check import LayoutError, check_tasks_fit, layouts_from_sources
+from gato.locks import run_folder_lock
 from gato.model import Gato
 from gato.optim import build_optimizer, lr_at, set_lr
 from gato.train_args import Plan, TrainArgs, make_plan, parse_args  # noqa: F401 (Plan: re-exported)
 from gato.train_log import TrainLogger
+from gato.train_loss import domain_losses, merge_domains  # noqa: F401 (re-exported)
 
 FAULT_ENV = "GATO_TRAIN_KILL_AFTER_CKPT"
 """Test hook: SIGKILL the process right after the checkpoint of this step is written."""
@@ -61,30 +63,6 @@ def rng_states(world: D.World) -> dict:
     if world.device.type == "cuda":
         states["cuda"] = torch.cuda.get_rng_state(world.device)
     return states
-
-
-def domain_losses(logits, targets, mask, domains: list[str], out: dict) -> None:
-    """Add each domain's sum of token losses and target count of one micro-batch to `out`."""
-    ce = F.cross_entropy(logits.float(), targets[mask], reduction="none")  # (M,)
-    rows = mask.nonzero()[:, 0]  # (M,) row of each target, the order of `logits`
-    for d in sorted(set(domains)):
-        in_d = torch.tensor([x == d for x in domains], device=ce.device)[rows]
-        out[d][0] += float(ce[in_d].sum())
-        out[d][1] += int(in_d.sum())
-
-
-def merge_domains(parts: list[dict], prefix: str) -> dict[str, float]:
-    """Per-rank {domain: [loss sum, count]} -> {prefix/domain: mean} and {prefix: mean}."""
-    total = defaultdict(lambda: [0.0, 0])
-    for part in parts:
-        for d, (s, n) in part.items():
-            total[d][0] += s
-            total[d][1] += n
-    out = {f"{prefix}/{d}": s / n for d, (s, n) in sorted(total.items()) if n}
-    n_all = sum(n for _, n in total.values())
-    if n_all:
-        out[prefix] = sum(s for s, _ in total.values()) / n_all
-    return out
 
 
 class Trainer:
@@ -313,6 +291,11 @@ class Trainer:
     # ---------------------------------------------------------------------------- loop
 
     def run(self) -> dict:
+        """Train, holding the run folder's lock (gato/locks.py): one writer per run folder."""
+        with run_folder_lock(self.run_dir, "gato.train", self.world):
+            return self._run()
+
+    def _run(self) -> dict:
         args, world = self.args, self.world
         start, extra = 0, {"tokens": 0, "train_seconds": 0.0}
         if args.resume:
@@ -417,7 +400,7 @@ def main(argv=None) -> dict:
             stamp = D.broadcast_object(time.strftime("%Y%m%d-%H%M%S"), world)
             args.run_dir = f"runs/{args.size}-{stamp}"
         return Trainer(args, world).run()
-    except LayoutError as e:  # a user error, one line: the task, its timestep and the limits
+    except (LayoutError, UserError) as e:  # one line: e.g. the task and its limits, a lock
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     finally:

@@ -16,12 +16,15 @@ from the experts; the demo shows the whole pipeline working, and its table says 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from gato.collect import collect_task
+from gato.deploy import task_by_flag
 from gato.envs import get_task
+from gato.errors import UserError, run_command
 
 
 @dataclass
@@ -54,9 +57,17 @@ class DemoArgs:
 
 
 def parse_args(argv=None) -> DemoArgs:
-    from gato.cli import parse_dataclass_args
+    """The options; a value that cannot work is a UserError naming its flag."""
+    from gato.cli import check_at_least, parse_dataclass_args
+    from gato.config import SIZES
 
-    return parse_dataclass_args(DemoArgs, argv, "python -m gato.demo", __doc__)[0]
+    choices = {"size": sorted(SIZES)}
+    args = parse_dataclass_args(DemoArgs, argv, "python -m gato.demo", __doc__, choices)[0]
+    ones = ("episodes", "steps", "batch_size", "seq_len", "eval_episodes", "workers")
+    check_at_least(args, dict.fromkeys(ones, 1))
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr}")
+    return args
 
 
 def _stage(number: int, text: str) -> None:
@@ -69,7 +80,10 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     out = Path(args.out)
     data, run, evaluation = out / "data", out / "run", out / "eval"
-    tasks = [get_task(name.strip()).name for name in args.tasks.split(",") if name.strip()]
+    names = [name.strip() for name in args.tasks.split(",") if name.strip()]
+    if not names:
+        raise UserError(f"--tasks {args.tasks!r}: give comma-separated task names")
+    tasks = [task_by_flag(name, "--tasks").name for name in names]
     started = time.perf_counter()
 
     _stage(1, f"collecting {args.episodes} expert episodes per task into {data}")
@@ -137,32 +151,25 @@ def main(argv=None) -> dict:
             str(evaluation),
         ]
     )
-    if not isinstance(report, dict):
-        raise SystemExit("evaluation failed (see above)")
 
     _stage(4, f"deploying on {tasks[0]} with a prompt made from a demonstration")
     prompt = out / "demo.pkl"
     video = out / f"{tasks[0]}.mp4"
-    if prompts.main(["--task", tasks[0], "--out", str(prompt), "--data-dir", str(data)]) != 0:
-        raise SystemExit("could not write the prompt file (see above)")
-    if (
-        deploy.main(
-            [
-                "--prompt",
-                str(prompt),
-                "--checkpoint",
-                str(run),
-                "--episodes",
-                "1",
-                "--seed",
-                str(args.seed),
-                "--video",
-                str(video),
-            ]
-        )
-        != 0
-    ):
-        raise SystemExit("deployment failed (see above)")
+    prompts.main(["--task", tasks[0], "--out", str(prompt), "--data-dir", str(data)])
+    deploy.main(
+        [
+            "--prompt",
+            str(prompt),
+            "--checkpoint",
+            str(run),
+            "--episodes",
+            "1",
+            "--seed",
+            str(args.seed),
+            "--video",
+            str(video),
+        ]
+    )
 
     minutes = (time.perf_counter() - started) / 60
     summary = {
@@ -185,4 +192,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main, prog="python -m gato.demo"))

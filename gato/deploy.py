@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gato.cli import parse_dataclass_args
+from gato.cli import check_at_least, parse_dataclass_args
+from gato.errors import UserError, run_command
 from gato.prompts import Prompt, PromptError, load_prompt  # noqa: F401 (re-exported)
 
 DEFAULT_RUNS_DIR = "runs"
@@ -146,39 +147,42 @@ def build_policy(model, task_info, args: DeployArgs, seed: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, parser = parse_dataclass_args(DeployArgs, argv, "python -m gato.deploy", __doc__)
-    if args.prompt is None and args.task is None:
-        parser.error("give --prompt (a demonstration file) or at least --task")
-    if args.episodes < 1:
-        parser.error("--episodes must be at least 1")
+    """The command; a mistake in its input is a UserError (one line, exit 2 via run_command)."""
+    args, _ = parse_dataclass_args(DeployArgs, argv, "python -m gato.deploy", __doc__)
+    check_args(args)
     import torch
 
-    from gato.checkpoint import CheckpointError, load_model, newest_checkpoint
-    from gato.envs import get_task, make_env
-    from gato.layout_check import check_tasks_fit
+    from gato.checkpoint import CheckpointError, newest_checkpoint
+    from gato.cli import load_user_checkpoint
+    from gato.envs import make_env
+    from gato.layout_check import LayoutError, check_tasks_fit
     from gato.rollout import GatoActor, RolloutJob, run_rollouts
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        prompt = load_prompt(args.prompt) if args.prompt else None
-        info = get_task(args.task or prompt.task)
-        if prompt is not None:
-            from gato.prompts import check_prompt
+    prompt = load_prompt(args.prompt) if args.prompt else None
+    info = task_by_flag(args.task or prompt.task, "--task" if args.task else f"{args.prompt}")
+    if prompt is not None:
+        from gato.prompts import check_prompt
 
-            check_prompt(prompt, info, args.prompt)
-        task = None if args.allow_unseen_task else info.name
+        check_prompt(prompt, info, args.prompt)
+    task = None if args.allow_unseen_task else info.name
+    try:
         ckpt_path = args.checkpoint or newest_checkpoint(args.runs_dir, task)
-        model, ckpt = load_model(ckpt_path, device=args.device)
-        check_task_trained(info.name, ckpt.state, args.allow_unseen_task)
+    except CheckpointError as e:
+        raise UserError(str(e)) from e
+    model, ckpt = load_user_checkpoint(ckpt_path, device=args.device)
+    check_task_trained(info.name, ckpt.state, args.allow_unseen_task)
+    try:
         check_tasks_fit([info], ckpt.config, args.context_tokens)
         if args.bf16:
             model = model.to(check_bf16(args.device))
-    except (PromptError, CheckpointError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (LayoutError, ValueError) as e:
+        raise UserError(str(e)) from e
     if prompt is None:
         print("note: no --prompt: the policy acts without a demonstration", file=sys.stderr)
+    if args.video:
+        check_video_path(args.video)  # before the rollout, not after it
     env = make_env(info.name, seed=args.seed, render_mode="rgb_array" if args.video else None)
     fps = args.fps or int(env.metadata.get("render_fps") or 30)
     video = VideoWriter(args.video, fps) if args.video else None
@@ -236,5 +240,55 @@ def check_bf16(device: str):
     return torch.bfloat16
 
 
+def check_args(args: DeployArgs) -> None:
+    """UserError naming the flag whose value cannot work (nothing is clamped)."""
+    if args.prompt is None and args.task is None:
+        raise UserError("give --prompt (a demonstration file) or at least --task")
+    minimums = {"episodes": 1, "max_steps": 1, "temperature": 0, "context_tokens": 1}
+    check_at_least(args, {**minimums, "prompt_tokens": 0, "fps": 1, "threads": 1})
+
+
+def task_by_flag(name: str, source: str):
+    """gato.envs.get_task(name), an unknown task a UserError naming where it came from."""
+    from gato.envs import get_task
+
+    try:
+        return get_task(name)
+    except ValueError as e:
+        hint = "" if "--list" in str(e) else "; `python -m gato.envs --list` lists the tasks"
+        raise UserError(f"{source}: {e}{hint}") from e
+
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".gif")
+
+
+def check_video_path(path: str | Path) -> Path:
+    """UserError unless a video can be written at `path`: a known suffix, a folder that exists
+    or can be made, a file that can be opened for writing (an existing one is left intact)."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserError(
+            f"--video {path}: unknown video format {path.suffix or '(no suffix)'}; "
+            f"use one of {', '.join(VIDEO_SUFFIXES)}"
+        )
+    if path.is_dir():
+        raise UserError(f"--video {path} is a folder: give a file, e.g. {path / 'out.mp4'}")
+    folder = next(p for p in path.parents if p.exists())  # the filesystem root exists
+    if not folder.is_dir():
+        raise UserError(f"--video {path} cannot be written: {folder} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        with open(path, "ab"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as e:
+        raise UserError(
+            f"--video {path} cannot be written ({e.strerror or e}): choose a writable path"
+        ) from e
+    return path
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main, prog="python -m gato.deploy"))

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gato.cli import parse_dataclass_args
+from gato.cli import check_at_least, check_data_dir, load_user_checkpoint, parse_dataclass_args
+from gato.errors import UserError, run_command
 from gato.evaluate_workers import PolicyOptions
 from gato.rollout import RolloutJob
 
@@ -300,34 +301,38 @@ def default_out(checkpoint: Path) -> Path:
     return Path(DEFAULT_RUNS_DIR) / "eval" / f"{run}-{checkpoint.name}"
 
 
-def main(argv: list[str] | None = None) -> dict | int:
-    args, parser = parse_dataclass_args(EvaluateArgs, argv, "python -m gato.evaluate", __doc__)
-    for name in ("episodes", "workers", "demos", "num_envs"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
-    from gato.checkpoint import (
-        CheckpointError,
-        checkpoint_tasks,
-        load_checkpoint,
-        newest_checkpoint,
-    )
-    from gato.deploy import check_bf16
-    from gato.envs import get_task
-    from gato.layout_check import check_tasks_fit
+def main(argv: list[str] | None = None) -> dict:
+    """The command: the report; a mistake in its input is a UserError (one line, exit 2)."""
+    args, _ = parse_dataclass_args(EvaluateArgs, argv, "python -m gato.evaluate", __doc__)
+    ones = ("episodes", "workers", "demos", "num_envs", "max_steps", "context_tokens", "threads")
+    check_at_least(args, {**dict.fromkeys(ones, 1), "temperature": 0, "prompt_tokens": 0})
+    check_data_dir(args.data_dir)
+    from gato.checkpoint import CheckpointError, checkpoint_tasks, newest_checkpoint
+    from gato.deploy import check_bf16, task_by_flag
+    from gato.layout_check import LayoutError, check_tasks_fit
     from gato.prompts import demonstrations, steps_for_tokens, truncate_episode
 
     try:
-        ckpt = load_checkpoint(args.checkpoint or newest_checkpoint(args.runs_dir), False)
-        names = args.tasks.split(",") if args.tasks else checkpoint_tasks(ckpt.state)
-        if not names:
-            raise ValueError("the checkpoint records no task list: pass --tasks")
-        infos = [get_task(t.strip()) for t in names if t.strip()]
+        path = args.checkpoint or newest_checkpoint(args.runs_dir)
+    except CheckpointError as e:
+        raise UserError(str(e)) from e
+    ckpt = load_user_checkpoint(path)
+    names = args.tasks.split(",") if args.tasks else checkpoint_tasks(ckpt.state)
+    if not names:
+        raise UserError(f"{ckpt.path} records no task list: pass --tasks")
+    source = "--tasks" if args.tasks else f"the task list of {ckpt.path}"
+    infos = [task_by_flag(t.strip(), source) for t in names if t.strip()]
+    try:
         check_tasks_fit(infos, ckpt.config, args.context_tokens)
         if args.bf16:
             check_bf16(args.device)
-    except (CheckpointError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (LayoutError, ValueError) as e:
+        raise UserError(str(e)) from e
+    out = Path(args.out) if args.out else default_out(ckpt.path)
+    try:  # before the rollouts: an --out that cannot be made would only fail after them
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {out} cannot be made ({e.strerror or e})") from e
     context = args.context_tokens or ckpt.config.block_size
     prompt_tokens = context if args.prompt_tokens is None else args.prompt_tokens
     trained = checkpoint_tasks(ckpt.state)
@@ -371,8 +376,6 @@ def main(argv: list[str] | None = None) -> dict | int:
         "aggregate": aggregate(rows),
         "rollouts": results,
     }
-    out = Path(args.out) if args.out else default_out(ckpt.path)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
     md = markdown_report(report)
     (out / "eval.md").write_text(md)
@@ -391,5 +394,4 @@ def _json_default(x):
 
 
 if __name__ == "__main__":
-    result = main()
-    sys.exit(result if isinstance(result, int) else 0)
+    sys.exit(run_command(main, prog="python -m gato.evaluate"))

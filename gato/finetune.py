@@ -49,6 +49,7 @@ from gato.checkpoint import _is_tied_alias, list_checkpoints, load_checkpoint, s
 from gato.config import SIZES, GatoConfig
 from gato.data import DataConfig
 from gato.datasets import METADATA_NAME, read_metadata, task_dir, write_json_atomic
+from gato.errors import UserError, run_command
 from gato.finetune_args import (
     FinetuneArgs,
     HeldOutError,
@@ -387,18 +388,25 @@ def finetune(args: FinetuneArgs, world: D.World | None = None) -> dict:
 
 
 def main(argv=None) -> dict:
+    """The command; a mistake in its input is a UserError (one line, exit 2 via run_command)."""
+    from gato.checkpoint import CheckpointError
+    from gato.cli import check_data_dir
+    from gato.deploy import task_by_flag
+
     args = parse_args(argv)
+    args.task = task_by_flag(args.task, "--task").name
+    if not args.collect or Path(args.data_dir).exists():  # --collect may create the folder
+        check_data_dir(args.data_dir)
     world = D.init_distributed(args.device)
     try:
         return finetune(args, world)
-    except (DemoError, FileNotFoundError) as e:
-        raise SystemExit(f"error: {e}") from None
-    except (HeldOutError, LayoutError) as e:  # refused before training: one line, exit 2
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except CheckpointError as e:
+        raise UserError(f"--ckpt {args.ckpt}: {e}" if args.ckpt else str(e)) from e
+    except (DemoError, FileNotFoundError, HeldOutError, LayoutError) as e:
+        raise UserError(str(e)) from e
     finally:
         D.shutdown()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main, prog="python -m gato.finetune"))

@@ -118,6 +118,9 @@ def parse_args(argv=None) -> FinetuneArgs:
         "log_every": args.log_every >= 1,
         "seq_len": args.seq_len >= 0,
         "eval_max_steps": args.eval_max_steps >= 0,
+        "temperature": args.temperature >= 0,
+        "dropout": 0 <= args.dropout < 1,
+        "prompt_prob": 0 <= args.prompt_prob <= 1,
     }
     bad = [k for k, ok in checks.items() if not ok]
     if bad:

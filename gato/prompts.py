@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from gato.cli import add_debug_flag
+from gato.errors import UserError, run_command
 from gato.jat import TEXT_OBS, Episode
 from gato.specs import DiscreteSpec, ImageSpec, TextSpec, spec_to_dict
 
@@ -39,8 +41,9 @@ VERSION = 1
 SUFFIXES = (".pkl", ".npz", ".json")
 
 
-class PromptError(ValueError):
-    """A prompt file that cannot be used: unreadable, unsafe, or for another task or layout."""
+class PromptError(UserError, ValueError):
+    """A prompt file that cannot be used: unreadable, unsafe, too large, or for another task or
+    layout (a user error: one line, exit 2)."""
 
 
 @dataclass
@@ -423,19 +426,29 @@ def main(argv: list[str] | None = None) -> int:
         help="expert episodes to roll out; the best is kept (default: 1)",
     )
     parser.add_argument("--seed", type=int, default=0, help="first expert seed (default: 0)")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    from gato.envs import get_task
+    from gato.cli import check_at_least, check_data_dir
+    from gato.deploy import task_by_flag
 
+    check_at_least(args, {"expert_episodes": 1})
+    check_data_dir(args.data_dir)
+    out = Path(args.out)
+    if out.suffix not in SUFFIXES:
+        raise PromptError(f"--out {out}: unknown prompt format; use one of {', '.join(SUFFIXES)}")
+    info = task_by_flag(args.task, "--task")
+    try:  # before the demonstration is made: a folder that cannot exist fails now
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {out} cannot be written ({e.strerror or e})") from e
+    if args.from_expert:
+        demo = expert_demonstrations(info.name, args.expert_episodes, args.seed)[0]
+    else:
+        demo = demonstrations(info.name, args.data_dir, 1, args.seed)[0]
     try:
-        info = get_task(args.task)
-        if args.from_expert:
-            demo = expert_demonstrations(info.name, args.expert_episodes, args.seed)[0]
-        else:
-            demo = demonstrations(info.name, args.data_dir, 1, args.seed)[0]
-        path = save_prompt(args.out, demo, info)
-    except (ValueError, RuntimeError) as e:  # PromptError is a ValueError
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        path = save_prompt(out, demo, info)
+    except OSError as e:
+        raise UserError(f"--out {out} cannot be written ({e.strerror or e})") from e
     print(
         f"wrote {path}: {info.name}, {demo.num_steps} steps, return {demo.total_return:.3f}"
         + ("" if demo.success is None else f", success {demo.success}")
@@ -444,4 +457,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main, prog="python -m gato.prompts"))

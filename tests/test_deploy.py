@@ -11,8 +11,9 @@ from test_prompts import babyai_episode, cartpole_episode
 from gato.checkpoint import CheckpointError, checkpoint_tasks, newest_checkpoint, save_checkpoint
 from gato.config import get_config
 from gato.deploy import DeployArgs, main
+from gato.errors import UserError
 from gato.model import Gato
-from gato.prompts import save_prompt
+from gato.prompts import PromptError, save_prompt
 
 TASKS = ["cartpole.balance", "babyai.go-to-red-ball"]
 
@@ -138,23 +139,22 @@ def test_clear_errors(setup, tmp_path, capsys):
     tmp, demo = setup
     runs = ["--runs-dir", str(tmp / "runs"), "--max-steps", "2"]
     # The prompt is a demonstration of another task.
-    assert main(["--prompt", str(demo), "--task", "cartpole.swingup", *runs]) == 2
-    assert "not of 'cartpole.swingup'" in capsys.readouterr().err
+    with pytest.raises(PromptError, match="not of 'cartpole.swingup'"):
+        main(["--prompt", str(demo), "--task", "cartpole.swingup", *runs])
     # No checkpoint anywhere.
-    assert main(["--prompt", str(demo), "--runs-dir", str(tmp / "nothing")]) == 2
-    assert "no checkpoint under" in capsys.readouterr().err
+    with pytest.raises(UserError, match="no checkpoint under"):
+        main(["--prompt", str(demo), "--runs-dir", str(tmp / "nothing")])
     # A task the checkpoint was not trained on, unless allowed. Without --checkpoint the newest
     # checkpoint trained on the task is picked (r1), not the newest one (r2).
     r2 = write_checkpoint(tmp / "runs" / "r2", tasks=["babyai.go-to-red-ball"], sampler=True)
     assert main(["--prompt", str(demo), *runs]) == 0
     assert "runs/r1/" in capsys.readouterr().out
-    assert main(["--prompt", str(demo), "--checkpoint", str(r2), *runs[2:]]) == 2
-    assert "not trained on 'cartpole.balance'" in capsys.readouterr().err
+    with pytest.raises(UserError, match="not trained on 'cartpole.balance'"):
+        main(["--prompt", str(demo), "--checkpoint", str(r2), *runs[2:]])
     assert main(["--prompt", str(demo), "--checkpoint", str(r2), "--allow-unseen-task"]) == 0
     # A context shorter than one timestep (cartpole: 5 + '|' + 1 = 7 tokens) is refused.
-    assert main(["--prompt", str(demo), "--context-tokens", "6", *runs]) == 2
-    err = capsys.readouterr().err
-    assert "cartpole.balance" in err and "7 tokens" in err and "Traceback" not in err
+    with pytest.raises(UserError, match=r"cartpole.balance.*7 tokens"):
+        main(["--prompt", str(demo), "--context-tokens", "6", *runs])
     # A prompt with the wrong observation layout.
     bad = tmp / "bad.pkl"
     import pickle
@@ -162,8 +162,47 @@ def test_clear_errors(setup, tmp_path, capsys):
     data = pickle.loads(demo.read_bytes())
     data["episode"]["observations"]["continuous_observations"] = np.zeros((30, 3), np.float32)
     bad.write_bytes(pickle.dumps(data))
-    assert main(["--prompt", str(bad), "--allow-unseen-task", *runs]) == 2
-    assert "continuous_observations has shape (30, 3)" in capsys.readouterr().err
+    with pytest.raises(PromptError, match=r"continuous_observations has shape \(30, 3\)"):
+        main(["--prompt", str(bad), "--allow-unseen-task", *runs])
+
+
+@pytest.mark.parametrize(
+    "flags, names",
+    [
+        (["--max-steps", "0"], "--max-steps must be at least 1, got 0"),
+        (["--context-tokens", "-5"], "--context-tokens must be at least 1, got -5"),
+        (["--prompt-tokens", "-1"], "--prompt-tokens must be at least 0, got -1"),
+        (["--temperature", "-0.5"], "--temperature must be at least 0, got -0.5"),
+        (["--temperature", "nan"], "--temperature must be at least 0, got nan"),
+        (["--episodes", "0"], "--episodes must be at least 1, got 0"),
+    ],
+)
+def test_values_that_cannot_work_are_refused_naming_the_flag(setup, flags, names):
+    """Nothing is clamped: --max-steps 0 used to mean "no cap", a negative context ran."""
+    tmp, demo = setup
+    with pytest.raises(UserError) as e:
+        main(["--prompt", str(demo), "--runs-dir", str(tmp / "runs"), *flags])
+    assert str(e.value) == names
+
+
+def test_an_unwritable_video_is_refused_before_the_rollout(setup, tmp_path):
+    tmp, demo = setup
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    argv = ["--prompt", str(demo), "--runs-dir", str(tmp / "runs"), "--max-steps", "2"]
+    with pytest.raises(UserError, match=r"--video .*a-file/out.mp4 cannot be written"):
+        main([*argv, "--video", str(blocker / "out.mp4")])
+    with pytest.raises(UserError, match=r"unknown video format \.txt"):
+        main([*argv, "--video", str(tmp_path / "out.txt")])
+    (tmp_path / "dir.mp4").mkdir()
+    with pytest.raises(UserError, match="dir.mp4 is a folder"):
+        main([*argv, "--video", str(tmp_path / "dir.mp4")])
+    existing = tmp_path / "keep.mp4"
+    existing.write_bytes(b"old")
+    from gato.deploy import check_video_path
+
+    assert check_video_path(existing) == existing and existing.read_bytes() == b"old"
+    assert check_video_path(tmp_path / "new" / "v.gif") and not (tmp_path / "new/v.gif").exists()
 
 
 def test_help_explains_every_flag(capsys):

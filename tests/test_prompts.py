@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gato.envs import get_task
+from gato.errors import UserError
 from gato.jat import Episode
 from gato.prompts import (
     FORMAT,
@@ -205,12 +206,13 @@ def test_command_writes_the_best_collected_episode(tmp_path, capsys, collected):
     prompt = load_prompt(out, task="babyai.go-to-red-ball")
     assert prompt.episode.success and prompt.episode.total_return > 0.8
     # Nothing collected and no expert to roll out: a clear error, exit status 2.
-    assert (
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PromptError) as e:
+        main(["--task", "walker.walk", "--out", str(out), "--data-dir", str(tmp_path / "empty")])
+    assert "no demonstration of 'walker.walk'" in str(e.value) and "make data" in str(e.value)
+    # A --data-dir that does not exist is a mistake, not an empty dataset.
+    with pytest.raises(UserError, match="--data-dir .*none does not exist"):
         main(["--task", "walker.walk", "--out", str(out), "--data-dir", str(tmp_path / "none")])
-        == 2
-    )
-    err = capsys.readouterr().err
-    assert "no demonstration of 'walker.walk'" in err and "make data" in err
 
 
 def test_command_from_expert(tmp_path):

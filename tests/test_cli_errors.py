@@ -191,3 +191,37 @@ def test_help_lists_debug(module, capsys):
         importlib.import_module(f"gato.{module}").main(["--help"])
     assert e.value.code == 0
     assert "--debug" in capsys.readouterr().out
+
+
+# ------------------------------------------------------- item 8: the guards of acting work
+
+
+def test_unseen_task_guard_fires_for_a_checkpoint_made_by_gato_train(tmp_path, capsys):
+    """gato.train records its tasks in the sampler's state: deploy and evaluate must read them
+    there (the guard used to read only state['tasks'] and never fired)."""
+    from gato import deploy, evaluate, train
+    from gato.collect import collect_task
+    from gato.envs import get_task
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    collect_task(get_task("cartpole.balance"), 3, data_dir=data, workers=1, random_episodes=1,
+                 progress=False, max_steps=40)  # fmt: skip
+    train.main(["--size", "debug", "--tasks", "cartpole.balance", "--data-dir", str(data),
+                "--run-dir", str(run), "--steps", "1", "--batch-size", "2", "--seq-len", "64",
+                "--eval-every", "1", "--eval-batches", "1", "--ckpt-every", "1",
+                "--num-workers", "0", "--device", "cpu"])  # fmt: skip
+    capsys.readouterr()
+    with pytest.raises(UserError, match="not trained on 'cartpole.swingup'.*cartpole.balance"):
+        deploy.main(["--task", "cartpole.swingup", "--checkpoint", str(run), "--max-steps", "1"])
+    assert deploy.main(["--task", "cartpole.balance", "--checkpoint", str(run),
+                        "--max-steps", "2"]) == 0  # fmt: skip
+    assert "episode 1/1" in capsys.readouterr().out
+    # Without --checkpoint: the newest checkpoint trained on the task, and there is none.
+    with pytest.raises(UserError, match="trained on 'cartpole.swingup'"):
+        deploy.main(["--task", "cartpole.swingup", "--runs-dir", str(tmp_path), "--max-steps", "1"])
+    # evaluate takes the recorded task list when --tasks is not given.
+    report = evaluate.main(["--checkpoint", str(run), "--episodes", "1", "--workers", "1",
+                            "--max-steps", "2", "--data-dir", str(data), "--no-progress",
+                            "--out", str(tmp_path / "eval")])  # fmt: skip
+    assert [r["task"] for r in report["tasks"]] == ["cartpole.balance"]
+    assert report["tasks"][0]["trained_on"] is True

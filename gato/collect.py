@@ -42,7 +42,9 @@ from gato.collect_workers import (
     default_env_fn,
     default_policy_fn,
     run_jobs,
+    stored_shard_rows,
     stored_summaries,
+    verify_stored_shards,
 )
 from gato.errors import UserError
 from gato.experts.noise import check_noise, noise_config
@@ -206,11 +208,15 @@ def collect_task(
             marker = {"task": task_info.name, "complete": False, **config}
             store.write_json_atomic(meta_path, marker)
 
+        # Resume counts only verified shards: a damaged one is moved aside and recollected.
+        verify_stored_shards(folder, old.get("shard_rows") or {})
         have = {s["episode_index"]: s for s in stored_summaries(folder)}
         bad = [i for i, s in have.items() if s["seed"] != seed + i]
         if bad:
             raise SystemExit(f"{folder}: episodes {bad[:5]} were collected with another base seed")
         todo = [i for i in range(episodes) if i not in have]
+        if todo and old.get("complete"):  # until the new metadata describes the folder again
+            store.write_json_atomic(meta_path, {**old, "complete": False})
         size = min(shard_size, max(1, math.ceil(len(todo) / workers)))
         common = dict(
             task_info=task_info,
@@ -261,7 +267,11 @@ def collect_task(
             s["return"] for j, res in done if j.kind == "random" for s in res
         ]
         meta = store.summarize(task_info, stored_summaries(folder), random_returns, config)
-        meta.update(complete=True, seconds=round(time.time() - start, 1))
+        meta.update(
+            complete=True,
+            seconds=round(time.time() - start, 1),
+            shard_rows=stored_shard_rows(folder),  # what resume verifies each shard against
+        )
         store.write_json_atomic(meta_path, meta)
         return meta
 

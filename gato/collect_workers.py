@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import numpy as np
 
 from gato.jat import IMAGE_OBS, TEXT_OBS, Episode, shard_paths, write_shard
 from gato.procs import worker_pool
+from gato.shards import quarantine, read_table, shard_rows, verify_shard
 
 # Test hooks (fault injection): die by SIGKILL right before collecting this episode index, or
 # between writing the temporary shard that holds it and renaming it.
@@ -207,11 +209,9 @@ def run_jobs(jobs: list[Job], workers: int, progress, desc: str) -> list[list[di
 
 def stored_summaries(folder) -> list[dict]:
     """Per-episode summaries of a task folder's complete shards (first copy of an index wins)."""
-    import pyarrow.parquet as pq
-
     seen: dict[int, dict] = {}
     for path in shard_paths(folder):
-        table = pq.read_table(path, columns=["episode_index", "seed", "rewards", "success"])
+        table = read_table(path, ["episode_index", "seed", "rewards", "success"])
         for row in table.to_pylist():
             seen.setdefault(
                 row["episode_index"],
@@ -224,3 +224,27 @@ def stored_summaries(folder) -> list[dict]:
                 },
             )
     return list(seen.values())
+
+
+def verify_stored_shards(folder, recorded: dict[str, int]) -> list:
+    """Verify every complete shard of a task folder (gato/shards.py: footer, rows against the
+    name and `recorded` (metadata.json's ``shard_rows``), every page); a damaged one is renamed
+    aside with a line naming it, so that its episodes count as missing. Returns the new names."""
+    moved = []
+    for path in shard_paths(folder):
+        problem = verify_shard(path, recorded.get(path.name))
+        if problem is not None:
+            target = quarantine(path)
+            print(
+                f"gato.collect: shard {path} is corrupt ({problem}); moved aside to "
+                f"{target.name}, its episodes will be collected again",
+                file=sys.stderr,
+                flush=True,
+            )
+            moved.append(target)
+    return moved
+
+
+def stored_shard_rows(folder) -> dict[str, int]:
+    """{shard name: rows} of a task folder's complete shards, from their footers."""
+    return {path.name: shard_rows(path) for path in shard_paths(folder)}

@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from gato.datasets import MAKE_DATA_HINT, read_metadata, task_dir
 from gato.jat import Episode, episode_observations, shard_episode_indices, shard_paths
 from gato.sequence import TokenSequence
 from gato.serialize import document_sequence, tokenize_episode
+from gato.shards import read_table
 from gato.specs import ImageSpec, TextSpec, ordered_leaves, spec_from_dict
 
 
@@ -176,7 +176,7 @@ def load_task(
     for path in shard_paths(folder):
         if not todo.intersection(shard_episode_indices(path)):
             continue
-        for row in pq.read_table(path).to_pylist():
+        for row in read_table(path).to_pylist():  # a damaged shard: an error naming it
             index = int(row["episode_index"])
             if index in todo and index not in found:  # the first copy of an index wins
                 found[index] = Episode.from_row(row)

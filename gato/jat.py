@@ -11,7 +11,8 @@ On disk a shard is a parquet file written through an Arrow table whose schema ca
 ``datasets`` features, so ``datasets.load_dataset("parquet", data_files=...)`` reads it too.
 Writes are atomic: the file is written under a hidden temporary name in the same folder and then
 renamed with :func:`os.replace`, so a crash never leaves a partial shard under a shard name;
-readers only look at ``episodes-*.parquet`` and never see the temporary files.
+readers only look at ``episodes-*.parquet`` and never see the temporary files. Reads go
+through :func:`gato.shards.read_table`: a damaged shard is an error naming its file.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from gato.shards import read_table
 
 CONTINUOUS_OBS = "continuous_observations"
 DISCRETE_OBS = "discrete_observations"
@@ -259,7 +262,7 @@ def write_shard(
     tmp = folder / f"{TMP_PREFIX}{os.getpid()}-{name}"
     table = episodes_to_table(episodes)
     with open(tmp, "wb") as f:
-        pq.write_table(table, f, compression="zstd")
+        pq.write_table(table, f, compression="zstd", write_page_checksum=True)  # gato/shards.py
         f.flush()
         os.fsync(f.fileno())  # the data is on disk before the name says it is complete
     if _crash_before_rename is not None:
@@ -287,7 +290,7 @@ def remove_temporary_files(folder: str | os.PathLike) -> list[Path]:
 
 def read_shard(path: str | os.PathLike) -> list[Episode]:
     """All episodes of one shard file."""
-    return [Episode.from_row(row) for row in pq.read_table(path).to_pylist()]
+    return [Episode.from_row(row) for row in read_table(path).to_pylist()]
 
 
 def iter_episodes(folder: str | os.PathLike) -> Iterator[Episode]:
@@ -298,9 +301,7 @@ def iter_episodes(folder: str | os.PathLike) -> Iterator[Episode]:
 
 def shard_episode_indices(path: str | os.PathLike) -> list[int]:
     """The episode indices stored in a shard (reads that one column only)."""
-    return [
-        int(i) for i in pq.read_table(path, columns=["episode_index"])["episode_index"].to_pylist()
-    ]
+    return [int(i) for i in read_table(path, ["episode_index"])["episode_index"].to_pylist()]
 
 
 # ------------------------------------------------------------------------ to a TokenSequence

@@ -4,7 +4,9 @@ A prompt file holds one episode in the JAT column layout (gato/jat.py), the task
 the task's observation/action specs (`spec_to_dict`), so a file made for another task or another
 observation layout is refused with a clear error instead of silently mis-conditioning the model.
 
-Formats, chosen by suffix:
+Formats, chosen by suffix (read and written by gato/prompt_files.py, which bounds what a file
+may declare: nesting depth, integer digits, array shapes and dtypes, all checked before anything
+is allocated):
   .pkl   a dict of plain containers and numpy arrays, read with a RESTRICTED unpickler: only the
          numpy functions that rebuild arrays and a few builtin containers can be named by the
          file; any other global (os.system, pathlib.Path.touch, ...) is refused before it runs.
@@ -20,12 +22,8 @@ Write one from collected data (the best episode) or from the task's expert:
 from __future__ import annotations
 
 import argparse
-import builtins
-import io
 import json
-import pickle
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,100 +32,18 @@ import numpy as np
 from gato.cli import add_debug_flag
 from gato.errors import UserError, run_command
 from gato.jat import TEXT_OBS, Episode
+from gato.prompt_files import (  # noqa: F401 (the file formats, re-exported)
+    FORMAT,
+    SUFFIXES,
+    VERSION,
+    Prompt,
+    PromptError,
+    RestrictedUnpickler,
+    read_prompt_file,
+    restricted_loads,
+    write_prompt_file,
+)
 from gato.specs import DiscreteSpec, ImageSpec, TextSpec, spec_to_dict
-
-FORMAT = "gato-prompt"
-VERSION = 1
-SUFFIXES = (".pkl", ".npz", ".json")
-
-
-class PromptError(UserError, ValueError):
-    """A prompt file that cannot be used: unreadable, unsafe, too large, or for another task or
-    layout (a user error: one line, exit 2)."""
-
-
-@dataclass
-class Prompt:
-    """A loaded prompt file."""
-
-    task: str
-    episode: Episode
-    obs_spec: dict  # as spec_to_dict, recorded when the file was written
-    action_spec: dict
-
-
-# ----------------------------------------------------------------------- restricted unpickler
-
-
-def _allowed_globals() -> dict[tuple[str, str], Any]:
-    """(module, name) a prompt pickle may reference -> the object itself. Names are resolved
-    here, never imported by the file: numpy 1.x pickles say numpy.core, numpy 2.x numpy._core."""
-    try:
-        from numpy._core import multiarray, numeric
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray, numeric
-    objects = {
-        "multiarray._reconstruct": multiarray._reconstruct,  # ndarray, protocol <= 4
-        "multiarray.scalar": multiarray.scalar,  # numpy scalars
-        "numeric._frombuffer": numeric._frombuffer,  # ndarray, protocol 5
-    }
-    allowed = {}
-    for prefix in ("numpy.core", "numpy._core"):
-        for key, obj in objects.items():
-            module, name = key.split(".")
-            allowed[(f"{prefix}.{module}", name)] = obj
-    allowed[("numpy", "ndarray")] = np.ndarray
-    allowed[("numpy", "dtype")] = np.dtype
-    # numpy 2 pickles dtypes by their class, e.g. numpy.dtypes.Float32DType.
-    import numpy.dtypes
-
-    for name in dir(numpy.dtypes):
-        if name.endswith("DType") and name != "ObjectDType":
-            allowed[("numpy.dtypes", name)] = getattr(numpy.dtypes, name)
-    for name in ("dict", "list", "tuple", "set", "frozenset", "complex", "bytearray"):
-        allowed[("builtins", name)] = getattr(builtins, name)
-        allowed[("__builtin__", name)] = getattr(builtins, name)  # protocol 2's spelling
-    allowed[("_codecs", "encode")] = _latin1_bytes  # how protocol 2 stores bytes
-    return allowed
-
-
-def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
-    """Protocol-2 pickles rebuild bytes as _codecs.encode(str, 'latin1'); any other codec name
-    is refused (codec lookup imports modules by name)."""
-    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
-        raise PromptError(f"refusing _codecs.encode with encoding {encoding!r} in a prompt pickle")
-    return text.encode("latin1")
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles plain containers and numpy arrays only; any other global is an error."""
-
-    _allowed = None
-
-    def find_class(self, module: str, name: str):
-        if RestrictedUnpickler._allowed is None:
-            RestrictedUnpickler._allowed = _allowed_globals()
-        obj = RestrictedUnpickler._allowed.get((module, name))
-        if obj is None:
-            raise PromptError(
-                f"refusing to load {module}.{name} from a prompt pickle: prompt files may only "
-                "hold plain containers and numpy arrays (nothing in the file was run)"
-            )
-        return obj
-
-    def persistent_load(self, pid):
-        raise PromptError("prompt pickles may not use persistent ids")
-
-
-def restricted_loads(data: bytes) -> Any:
-    """pickle.loads that admits only plain containers and numpy arrays."""
-    try:
-        return RestrictedUnpickler(io.BytesIO(data)).load()
-    except PromptError:
-        raise
-    except Exception as e:  # truncated or corrupted pickles raise many different types
-        raise PromptError(f"not a readable prompt pickle: {type(e).__name__}: {e}") from e
-
 
 # ------------------------------------------------------------------------- file <-> Episode
 
@@ -153,35 +69,6 @@ def _payload(episode: Episode, task_info) -> dict:
     }
 
 
-def _from_payload(data: Any, path: Path) -> Prompt:
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise PromptError(f"{path} is not a gato prompt file (no format={FORMAT!r} marker)")
-    if data.get("version") != VERSION:
-        raise PromptError(f"{path}: prompt format version {data.get('version')} is not supported")
-    try:
-        ep = data["episode"]
-        episode = Episode(
-            task=str(data["task"]),
-            observations=dict(ep["observations"]),
-            actions=np.asarray(ep["actions"]),
-            rewards=np.asarray(ep["rewards"], np.float32).reshape(-1),
-            seed=ep.get("seed"),
-            episode_index=ep.get("episode_index"),
-            success=ep.get("success"),
-        )
-        return Prompt(episode.task, episode, dict(data["obs_spec"]), dict(data["action_spec"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise PromptError(f"{path}: malformed prompt file ({type(e).__name__}: {e})") from e
-
-
-def _array_to_json(a: np.ndarray) -> dict:
-    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.reshape(-1).tolist()}
-
-
-def _array_from_json(d: dict) -> np.ndarray:
-    return np.asarray(d["data"], np.dtype(d["dtype"])).reshape(d["shape"])
-
-
 def save_prompt(path: str | Path, episode: Episode, task: str | Any) -> Path:
     """Write `episode` of `task` (a name or a TaskInfo) as a prompt file (.pkl, .npz or .json);
     the episode is checked against the task's layout first."""
@@ -192,24 +79,7 @@ def save_prompt(path: str | Path, episode: Episode, task: str | Any) -> Path:
     if path.suffix not in SUFFIXES:
         raise PromptError(f"{path}: unknown prompt format; use one of {', '.join(SUFFIXES)}")
     check_episode_layout(episode, task_info, str(path))
-    data = _payload(episode, task_info)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".pkl":
-        path.write_bytes(pickle.dumps(data, protocol=4))
-    elif path.suffix == ".npz":
-        ep = data.pop("episode")
-        arrays = {f"obs/{k}": np.asarray(v) for k, v in ep.pop("observations").items()}
-        arrays["actions"], arrays["rewards"] = ep.pop("actions"), ep.pop("rewards")
-        meta = json.dumps({**data, "episode": ep})
-        with open(path, "wb") as f:  # a file object: np.savez would append .npz to other names
-            np.savez_compressed(f, meta=np.array(meta), **arrays)
-    else:
-        ep = data["episode"]
-        for k, v in ep["observations"].items():
-            if k != TEXT_OBS:
-                ep["observations"][k] = _array_to_json(v)
-        ep["actions"], ep["rewards"] = _array_to_json(ep["actions"]), _array_to_json(ep["rewards"])
-        path.write_text(json.dumps(data))
+    write_prompt_file(path, _payload(episode, task_info))
     return path
 
 
@@ -217,37 +87,7 @@ def load_prompt(path: str | Path, task: str | Any | None = None) -> Prompt:
     """Read a prompt file (nothing in it is executed); with `task` (a name or a TaskInfo),
     also check that it is a demonstration of that task with that task's layout."""
     path = Path(path)
-    if not path.is_file():
-        raise PromptError(f"prompt file {path} does not exist")
-    if path.suffix == ".pkl":
-        prompt = _from_payload(restricted_loads(path.read_bytes()), path)
-    elif path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = json.loads(str(z["meta"]))
-                ep = data["episode"]
-                ep["observations"] = {
-                    k[4:]: (z[k].tolist() if k[4:] == TEXT_OBS else z[k])
-                    for k in z.files
-                    if k.startswith("obs/")
-                }
-                ep["actions"], ep["rewards"] = z["actions"], z["rewards"]
-        except (OSError, ValueError, KeyError) as e:
-            raise PromptError(f"{path}: not a readable prompt .npz ({e})") from e
-        prompt = _from_payload(data, path)
-    elif path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text())
-            ep = data["episode"]
-            for k, v in ep["observations"].items():
-                if k != TEXT_OBS:
-                    ep["observations"][k] = _array_from_json(v)
-            ep["actions"], ep["rewards"] = (_array_from_json(ep[k]) for k in ("actions", "rewards"))
-        except (ValueError, KeyError, TypeError) as e:
-            raise PromptError(f"{path}: not a readable prompt .json ({e})") from e
-        prompt = _from_payload(data, path)
-    else:
-        raise PromptError(f"{path}: unknown prompt format; use one of {', '.join(SUFFIXES)}")
+    prompt = read_prompt_file(path)
     if task is not None:
         check_prompt(prompt, task, str(path))
     return prompt

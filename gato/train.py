@@ -47,7 +47,11 @@ from gato.model import Gato
 from gato.optim import build_optimizer, lr_at, set_lr
 from gato.train_args import Plan, TrainArgs, make_plan, parse_args  # noqa: F401 (Plan: re-exported)
 from gato.train_log import TrainLogger
-from gato.train_loss import domain_losses, merge_domains  # noqa: F401 (re-exported)
+from gato.train_loss import (  # noqa: F401 (merge_domains: re-exported)
+    domain_losses,
+    global_targets,
+    merge_domains,
+)
 
 FAULT_ENV = "GATO_TRAIN_KILL_AFTER_CKPT"
 """Test hook: SIGKILL the process right after the checkpoint of this step is written."""
@@ -155,7 +159,8 @@ class Trainer:
         return inputs, *inputs.next_token_targets()
 
     def train_step(self, step: int, micro: list[SampleBatch], domains: dict | None):
-        """One optimizer update; returns (loss tensor, grad norm tensor), without host syncs.
+        """One optimizer update; returns (loss tensor, grad norm tensor), without host syncs
+        (but for the target count of several ranks, see `global_targets`).
 
         The model's loss is the mean over the targets of *its* micro-batch, and micro-batches
         hold different numbers of targets (padding, prompts, observation-heavy windows). The
@@ -170,9 +175,7 @@ class Trainer:
             lr_at(step, self.args.lr, self.warmup, self.decay, self.args.min_lr_ratio),
         )
         torch.manual_seed(step_seed(self.args.seed, step, self.world.rank))
-        counts = [int(mb.batch.loss_mask[:, 1:].sum()) for mb in micro]  # next-token targets
-        total = torch.tensor(float(sum(counts)), device=self.world.device)
-        total = D.all_reduce_sum(total, self.world).clamp(min=1.0)
+        counts, total = global_targets(step, micro, self.world)  # NoTargetsError if none
         loss_sum = torch.zeros((), device=self.world.device)
         for i, mb in enumerate(micro):
             inputs, targets, mask = self.inputs(mb)

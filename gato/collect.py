@@ -46,7 +46,7 @@ from gato.collect_workers import (
     stored_summaries,
     verify_stored_shards,
 )
-from gato.errors import UserError
+from gato.errors import UserError, run_command
 from gato.experts.noise import check_noise, noise_config
 from gato.jat import remove_temporary_files
 from gato.locks import folder_lock
@@ -359,4 +359,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main, prog="python -m gato.collect"))

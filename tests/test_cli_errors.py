@@ -225,3 +225,13 @@ def test_unseen_task_guard_fires_for_a_checkpoint_made_by_gato_train(tmp_path, c
                             "--out", str(tmp_path / "eval")])  # fmt: skip
     assert [r["task"] for r in report["tasks"]] == ["cartpole.balance"]
     assert report["tasks"][0]["trained_on"] is True
+
+
+@pytest.mark.slow  # one more interpreter importing the envs
+def test_collect_runs_through_run_command(tmp_path):
+    """gato.collect's `__main__` uses run_command too: --debug is taken off before its parser."""
+    argv = ["-m", "gato.collect", "--task", "nope.x", "--data-dir", str(tmp_path), "--debug"]
+    result = _run(argv, tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr
+    assert "unknown task 'nope.x'" in lines[0] and "--list" in lines[0]

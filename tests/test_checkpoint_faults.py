@@ -237,3 +237,46 @@ def test_a_real_full_disk_is_a_clear_error(tmp_path, space_check):
         assert "CheckpointError: not enough free space in" in last and "MiB are free" in last
     else:
         assert "CheckpointError: the disk of" in last and "filled up" in last, last
+
+
+@pytest.mark.slow
+def test_training_killed_mid_checkpoint_resumes_and_a_removed_manifest_stops_resume(tmp_path):
+    """gato.train killed by SIGKILL while writing step 4: resume continues from step 2 and its
+    next save removes the dead writer's folder. Then, with step 4's manifest removed, resume is
+    an error naming it, and neither step is touched (it used to fall back to step 2, then write
+    over step 4)."""
+    from gato.collect import collect_task
+    from gato.envs import get_task
+
+    data = tmp_path / "data"
+    collect_task(get_task("cartpole.balance"), 4, data_dir=data, workers=1, random_episodes=1,
+                 progress=False, max_steps=60)  # fmt: skip
+    run = tmp_path / "run"
+    args = ["--size", "tiny", "--seq-len", "64", "--batch-size", "2", "--steps", "4",
+            "--ckpt-every", "2", "--eval-batches", "0", "--num-workers", "0",
+            "--data-dir", str(data), "--run-dir", str(run)]  # fmt: skip
+
+    def train(*extra, **env):
+        return subprocess.run([sys.executable, "-m", "gato.train", *args, *extra], cwd=ROOT,
+                              env=_script_env(**env), capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+
+    killed = train(**{KILL_IN_WRITE_ENV: "4"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    root = run / "checkpoints"
+    names = sorted(p.name for p in root.iterdir())
+    assert names[0].startswith(".tmp-step_00000004-") and names[1:] == ["step_00000002"], names
+    resumed = train("--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "step_00000002 (step 2)" in resumed.stdout
+    assert sorted(p.name for p in root.iterdir()) == ["step_00000002", "step_00000004"]
+
+    (root / "step_00000004" / "manifest.json").unlink()
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    again = train("--resume", "--steps", "6")
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines()[-1] == (
+        f"cannot resume from {run}: {root / 'step_00000004'} is not a complete checkpoint: "
+        "manifest.json is missing"
+    )
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before

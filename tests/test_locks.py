@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -135,9 +136,13 @@ def _end(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+ERROR_LINE = re.compile(r"^(python -m [\w.]+: )?error:")
+
+
 def _one_error_line(stderr: str) -> str:
     assert "Traceback" not in stderr, stderr[-3000:]
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    # "error: ..." from the command itself, or "python -m gato.X: error: ..." (gato.errors)
+    errors = [line for line in stderr.splitlines() if ERROR_LINE.match(line)]
     assert len(errors) == 1, stderr[-3000:]
     return errors[0]
 

@@ -44,8 +44,11 @@ class LadderArgs:
     """comma-separated stages to run, in order: data, train, eval, report"""
     preset_dir: str = "experiments/presets/ladder"
     """folder of the per-task recipes"""
+    recipe: str = ""
+    """a recipe file to climb instead of <preset-dir>/<task>.json (a variant, for ablations); its
+    runs go to <runs-dir>/<the file's stem>"""
     data_dir: str = "data"
-    """collected expert data"""
+    """collected expert data (a recipe's own "data_dir" wins: noise-injected data has its own)"""
     runs_dir: str = "runs/ladder"
     """training runs, evaluations, logs and times (git-ignored)"""
     results: str = "experiments/results/ladder.md"
@@ -80,8 +83,12 @@ def run(name: str, cmd: list[str], logs: Path, threads: int) -> float:
     return time.time() - start
 
 
+def recipe_path(args: LadderArgs) -> Path:
+    return ROOT / args.recipe if args.recipe else ROOT / args.preset_dir / f"{args.task}.json"
+
+
 def load_recipe(args: LadderArgs) -> dict:
-    path = ROOT / args.preset_dir / f"{args.task}.json"
+    path = recipe_path(args)
     if not path.is_file():
         known = sorted(p.stem for p in (ROOT / args.preset_dir).glob("*.json"))
         raise SystemExit(f"ladder: no recipe {path} (recipes: {', '.join(known) or 'none'})")
@@ -103,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown stages {unknown}; choose from {', '.join(STAGES)}")
     recipe = load_recipe(args)
+    args.data_dir = recipe.get("data_dir", args.data_dir)
     py = sys.executable
-    run_dir = ROOT / args.runs_dir / args.task
+    run_dir = ROOT / args.runs_dir / (Path(args.recipe).stem if args.recipe else args.task)
     logs, eval_dir = run_dir / "logs", run_dir / "eval"
     times_path = run_dir / "times.json"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -141,13 +149,14 @@ def main(argv: list[str] | None = None) -> int:
 def write_report(args: LadderArgs, recipe: dict, report: dict, times: dict) -> None:
     """Add (or replace) this task's row of the ladder table."""
     row = report["tasks"][0]
+    name = Path(args.recipe).stem if args.recipe else args.task  # a variant keeps its own row
     goal = recipe["goal"]
     value = row.get(goal["metric"])
     reached = value is not None and value >= goal["at_least"]
     t = recipe["train"]
     cell = "n/a" if value is None else f"{100 * value:.1f}%"
     line = (
-        f"| {args.task} | {100 * goal['at_least']:.0f}% {METRICS[goal['metric']]} | {cell} | "
+        f"| {name} | {100 * goal['at_least']:.0f}% {METRICS[goal['metric']]} | {cell} | "
         f"{'yes' if reached else 'no'} | {_pct(row.get('success_rate'))} | "
         f"{_pct(row.get('normalized_score'))} | {row['episodes']} | {report['policy']} | "
         f"{t.get('size', 'small')}, {recipe['data'].get('episodes')} episodes, {t['steps']} steps "
@@ -170,11 +179,11 @@ def write_report(args: LadderArgs, recipe: dict, report: dict, times: dict) -> N
         text = path.read_text().splitlines()
         table = [i for i, r in enumerate(text) if r.startswith("|")]
         rows = [r for r in text[table[2] :] if r.startswith("| ")] if len(table) > 2 else []
-        rows = [r for r in rows if not r.startswith(f"| {args.task} |")]
+        rows = [r for r in rows if not r.startswith(f"| {name} |")]
         notes = text[table[-1] + 1 :] if table else []  # what follows the table is kept
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(header + sorted(rows + [line]) + notes) + "\n")
-    print(f"ladder: {args.task}: {cell} against a goal of {100 * goal['at_least']:.0f}%; {path}")
+    print(f"ladder: {name}: {cell} against a goal of {100 * goal['at_least']:.0f}%; {path}")
 
 
 def _pct(x) -> str:

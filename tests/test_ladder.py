@@ -1,6 +1,7 @@
 """experiments/ladder.py end to end on a tiny recipe: data, training, evaluation, the table."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -84,3 +85,16 @@ def test_ladder_end_to_end(tmp_path):
     # Run again: training is skipped (its final checkpoint exists), the row is replaced, not added.
     assert ladder.main([*argv, "--stages", "train,report"]) == 0
     assert (tmp_path / "ladder.md").read_text().count("| cartpole.balance |") == 1
+    # A variant recipe (an ablation) keeps its own run folder and its own row, and its own data.
+    variant = tmp_path / "cartpole.balance@greedy.json"
+    variant.write_text(json.dumps({**RECIPE, "data_dir": str(tmp_path / "variant-data")}))
+    shutil.copytree(
+        tmp_path / "runs" / "cartpole.balance" / "eval", tmp_path / "runs" / variant.stem / "eval"
+    )
+    assert ladder.main([*argv, "--recipe", str(variant), "--stages", "report"]) == 0
+    rows = [
+        r for r in (tmp_path / "ladder.md").read_text().splitlines() if r.startswith("| cartpole")
+    ]
+    assert [r.split(" | ")[0] for r in rows] == ["| cartpole.balance", "| cartpole.balance@greedy"]
+    args = ladder.LadderArgs(recipe=str(variant))
+    assert ladder.recipe_path(args) == variant

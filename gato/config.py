@@ -38,6 +38,12 @@ class GatoConfig:
     """Entries of the learned local (within-timestep) position table: a timestep (observation,
     '|', action) may hold at most this many tokens. A larger local position is an error in the
     model, and gato.layout_check refuses such a task before a run starts (never a clamp)."""
+    bin_embedding_init: str = "normal"
+    """Initial rows of the 1024 continuous-value bins in the (tied) token table: "normal" draws
+    each row independently (N(0, 0.02), like every other token); "fourier" starts bin b as
+    sin/cos features of its value at geometric frequencies, so neighbouring bins start close
+    and the tied output layer scores neighbouring bins alike [decision: the paper gives no
+    initialisation]. The table is learned either way."""
     patch_size: int = PATCH_SIZE
     """Side of the square image patches, in pixels."""
     image_channels: int = 3
@@ -59,6 +65,10 @@ class GatoConfig:
             raise ValueError(f"d_head must be even for rotary encodings, got {self.d_head}")
         if min(self.n_layer, self.n_head, self.d_model, self.d_ff, self.block_size) < 1:
             raise ValueError("n_layer, n_head, d_model, d_ff and block_size must be positive")
+        if self.bin_embedding_init not in ("normal", "fourier"):
+            raise ValueError(
+                f'bin_embedding_init must be "normal" or "fourier", got {self.bin_embedding_init!r}'
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 

@@ -23,6 +23,7 @@ from gato.config import GatoConfig
 from gato.embedding import GatoEmbedding
 from gato.inputs import GatoInputs
 from gato.kv_cache import KVCache
+from gato.tokenizer import CONTINUOUS_OFFSET, NUM_BINS
 
 
 def rotary_cos_sin(positions: torch.Tensor, d_head: int, base: float, dtype: torch.dtype):
@@ -41,6 +42,18 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     """Rotate (..., T, D) by each position's angles: dimension i pairs with i + D/2."""
     x1, x2 = x.chunk(2, dim=-1)  # (..., T, D/2) each
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+def fourier_bin_embeddings(width: int, std: float = 0.02) -> torch.Tensor:
+    """(NUM_BINS, width) rows: sin and cos of each bin centre's value x in [-1, 1] at width / 2
+    geometric frequencies from 1 to NUM_BINS rad per unit. The low frequencies make nearby bins
+    similar (the kernel row_a . row_b decays smoothly with |x_a - x_b|), the highest one still
+    tells bins a few apart; entries have the RMS `std` of the other rows' normal init."""
+    x = (torch.arange(NUM_BINS, dtype=torch.float64) + 0.5) * (2.0 / NUM_BINS) - 1.0  # (NUM_BINS,)
+    freqs = torch.logspace(0.0, math.log10(NUM_BINS), (width + 1) // 2, dtype=torch.float64)
+    angles = x[:, None] * freqs[None, :]  # (NUM_BINS, width / 2)
+    rows = torch.cat([angles.sin(), angles.cos()], dim=1)[:, :width]  # (NUM_BINS, width)
+    return (rows * std * math.sqrt(2.0)).to(torch.float32)
 
 
 class CausalSelfAttention(nn.Module):
@@ -110,6 +123,10 @@ class Gato(nn.Module):
         self.ln_f = nn.LayerNorm(config.d_model)
         # No separate head: the output layer is embed.wte.weight (tied, spec section 5).
         self.apply(self._init_weights)
+        if config.bin_embedding_init == "fourier":
+            with torch.no_grad():
+                rows = slice(CONTINUOUS_OFFSET, CONTINUOUS_OFFSET + NUM_BINS)
+                self.embed.wte.weight[rows] = fourier_bin_embeddings(config.d_model)
 
     def _init_weights(self, module: nn.Module) -> None:
         """GPT-2 init: N(0, 0.02), with residual output projections scaled by 1/sqrt(2 n_layer)

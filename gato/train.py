@@ -120,12 +120,15 @@ class Trainer:
     # ------------------------------------------------------- what to train (fine-tuning overrides)
 
     def model_config(self) -> GatoConfig:
-        """The architecture: --size with --dropout, block_size = --seq-len (0: the size's)."""
+        """The architecture: --size with --dropout and --bin-init, block_size = --seq-len (0: the
+        size's)."""
         base = SIZES[self.args.size]
+        init = getattr(self.args, "bin_init", "size")  # fine-tuning's args have no --bin-init
         return get_config(
             self.args.size,
             dropout=self.args.dropout,
             block_size=self.args.seq_len or base.block_size,
+            bin_embedding_init=base.bin_embedding_init if init == "size" else init,
         )
 
     def data_config(self) -> DataConfig:

@@ -56,6 +56,9 @@ class TrainArgs:
     """maximum global gradient norm"""
     dropout: float = 0.0
     """dropout (0 in pretraining, 0.1 when fine-tuning)"""
+    bin_init: str = "size"
+    """initial rows of the 1024 continuous bins: normal, fourier (neighbouring bins start
+    alike; gato.config's bin_embedding_init), or size (the size's own setting)"""
     dtype: str = "auto"
     """auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16"""
     compile: bool = False
@@ -87,6 +90,7 @@ class TrainArgs:
 CHOICES = {
     "size": sorted(SIZES),
     "dtype": ["auto", "fp32", "bf16"],
+    "bin_init": ["size", "normal", "fourier"],
     "parallel": D.PARALLEL_MODES,
     "device": ["auto", "cpu", "cuda"],
 }

@@ -14,7 +14,7 @@ from model_fixtures import debug_model, episode
 from gato.config import SIZES, GatoConfig, get_config
 from gato.inputs import GatoInputs
 from gato.model import Gato
-from gato.tokenizer import VOCAB_SIZE
+from gato.tokenizer import CONTINUOUS_OFFSET, NUM_BINS, SEPARATOR, VOCAB_SIZE
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +157,26 @@ def test_init_scaled_for_depth():
     std_fc = model.blocks[0].mlp.fc.weight.std().item()
     assert abs(std_fc - 0.02) < 0.002
     assert abs(std_proj - 0.02 / 4) < 0.0005  # 0.02 / sqrt(2 * 8)
+
+
+def test_fourier_bin_init():
+    torch.manual_seed(0)
+    normal = Gato(get_config("debug")).embed.wte.weight.detach()
+    torch.manual_seed(0)
+    fourier = Gato(get_config("debug", bin_embedding_init="fourier")).embed.wte.weight.detach()
+    bins = slice(CONTINUOUS_OFFSET, CONTINUOUS_OFFSET + NUM_BINS)
+    # Only the bins change; every other token keeps its normal draw.
+    assert torch.equal(normal[:CONTINUOUS_OFFSET], fourier[:CONTINUOUS_OFFSET])
+    assert torch.equal(normal[SEPARATOR:], fourier[SEPARATOR:])
+    rows = fourier[bins]
+    assert abs(rows.pow(2).mean().sqrt().item() - 0.02) < 1e-4  # the same scale as the rest
+    sim = torch.nn.functional.cosine_similarity(rows[512:513], rows, dim=1)  # (NUM_BINS,)
+    assert sim[513] > sim[516] > sim[528] > sim[640] > 0  # closer bins start more alike
+    assert sim[513] < 0.95  # yet neighbours stay distinguishable
+    random_sim = torch.nn.functional.cosine_similarity(normal[bins][512:513], normal[bins], dim=1)
+    assert random_sim[513].abs() < 0.5  # the normal init has no such structure
+    with pytest.raises(ValueError, match="bin_embedding_init"):
+        get_config("debug", bin_embedding_init="smooth")
 
 
 def test_flops_and_mfu():

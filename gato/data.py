@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gato.data_errors import NoDataError, UnknownTaskError, no_folder, resolve_task
 from gato.data_loader import make_loader
 from gato.data_sources import (
     Documents,
@@ -42,16 +43,18 @@ from gato.data_sources import (
     load_task,
     read_documents,
 )
-from gato.datasets import MAKE_DATA_HINT, METADATA_NAME, read_metadata
+from gato.datasets import MAKE_DATA_HINT, read_metadata
 from gato.sequence import TokenBatch, TokenSequence, collate, concatenate
 
 __all__ = [
     "FAMILY_WEIGHTS",
     "HELD_OUT_TASKS",
     "DataConfig",
+    "NoDataError",
     "SampleBatch",
     "SamplePlan",
     "SequenceSampler",
+    "UnknownTaskError",
     "make_loader",
     "resolve_weights",
 ]
@@ -173,17 +176,6 @@ def resolve_weights(families: dict[str, str], task_weights: dict[str, float]) ->
     return out
 
 
-def _resolve_task(name: str, data_dir: str) -> str:
-    """A task folder name for `name` (a canonical name or JAT alias); clear errors otherwise."""
-    if (Path(data_dir) / name / METADATA_NAME).is_file():
-        return name
-    from gato.envs import canonical_name  # imported only here: env packages are slow to import
-
-    canonical = canonical_name(name)  # ValueError naming close matches for an unknown task
-    read_metadata(canonical, data_dir)  # FileNotFoundError naming `make data` if not collected
-    return canonical
-
-
 class SequenceSampler:
     """Deterministic training rows of one split: ``sample(step, index)`` depends on nothing else.
 
@@ -200,19 +192,21 @@ class SequenceSampler:
         if config.tasks:
             names = list(config.tasks)
         elif Path(data_dir).is_dir() or not config.text_files:
-            names = list_complete_tasks(data_dir)  # names `make data` if the folder is missing
+            if not Path(data_dir).is_dir():
+                raise no_folder(data_dir)
+            names = list_complete_tasks(data_dir)
             self.held_out = [n for n in names if n in HELD_OUT_TASKS]
             names = [n for n in names if n not in HELD_OUT_TASKS]
         else:
             names = []  # text only
         if not names and not config.text_files:
             only = f" (only held-out tasks: {', '.join(self.held_out)}; name them in tasks)"
-            raise FileNotFoundError(
+            raise NoDataError(
                 f"no collected tasks in {data_dir}{only if self.held_out else ''}; {MAKE_DATA_HINT}"
             )
         if names and not Path(data_dir).is_dir():
-            raise FileNotFoundError(f"data folder {data_dir} does not exist; {MAKE_DATA_HINT}")
-        names = [_resolve_task(n, data_dir) for n in names]
+            raise no_folder(data_dir)
+        names = [resolve_task(n, data_dir) for n in names]
         if len(set(names)) != len(names):
             raise ValueError(f"tasks are listed twice: {names}")
         families = {n: read_metadata(n, data_dir)["family"] for n in names}

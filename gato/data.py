@@ -45,6 +45,8 @@ from gato.data_sources import (
 )
 from gato.datasets import MAKE_DATA_HINT, read_metadata
 from gato.sequence import TokenBatch, TokenSequence, collate, concatenate
+from gato.vl.sources import PairSource
+from gato.vl.tasks import is_language_task, language_family, load_language_source
 
 __all__ = [
     "FAMILY_WEIGHTS",
@@ -74,6 +76,7 @@ FAMILY_WEIGHTS = {
     "metaworld": 8.96,  # Meta-World
     "mujoco": 8.23,  # Modular RL: MuJoCo locomotion, the closest dataset of Table 1
     TEXT: 6.7,  # MassiveText
+    "vl": 8.0,  # the rest of Table 1's 14.7% vision/language (gato/vl/tasks.py)
 }
 
 
@@ -137,7 +140,7 @@ class SamplePlan:
 
     task: str
     family: str
-    episode: int  # episode_index in the data (document number for text)
+    episode: int  # episode_index in the data (document number for text; row key for vl)
     start: int  # first token of the window within the episode / document
     length: int  # tokens of the window
     prompt_kind: str = "none"  # 'none' | 'end' | 'uniform'
@@ -204,12 +207,16 @@ class SequenceSampler:
             raise NoDataError(
                 f"no collected tasks in {data_dir}{only if self.held_out else ''}; {MAKE_DATA_HINT}"
             )
-        if names and not Path(data_dir).is_dir():
+        language = [n for n in names if is_language_task(n)]  # vl.* and text.* (gato/vl/tasks.py)
+        if len(names) > len(language) and not Path(data_dir).is_dir():
             raise no_folder(data_dir)
-        names = [resolve_task(n, data_dir) for n in names]
+        names = [n if n in language else resolve_task(n, data_dir) for n in names]
         if len(set(names)) != len(names):
             raise ValueError(f"tasks are listed twice: {names}")
-        families = {n: read_metadata(n, data_dir)["family"] for n in names}
+        families = {
+            n: language_family(n) if n in language else read_metadata(n, data_dir)["family"]
+            for n in names
+        }
         if config.text_files:
             families[TEXT] = TEXT
         weights = resolve_weights(families, config.task_weights)
@@ -217,7 +224,7 @@ class SequenceSampler:
         # Tasks with text observations load the default tokenizer themselves when none is given.
         encoder = MemoEncoder(text_tokenizer) if text_tokenizer is not None else None
         self.tasks: list[str] = []
-        self.sources: list[TaskEpisodes | Documents] = []
+        self.sources: list[TaskEpisodes | Documents | PairSource] = []
         for name in names + ([TEXT] if config.text_files else []):
             if weights[name] == 0:
                 continue  # excluded: not even loaded
@@ -228,6 +235,10 @@ class SequenceSampler:
                     text_tokenizer = get_text_tokenizer()
                 texts = read_documents(config.text_files)
                 source = Documents(texts, text_tokenizer, split, config.val_episodes)
+            elif name in language:
+                source = load_language_source(
+                    name, data_dir, split, config.val_episodes, text_tokenizer
+                )
             else:
                 source = load_task(name, data_dir, split, config.val_episodes, encoder)
             if len(source) == 0:
@@ -263,6 +274,10 @@ class SequenceSampler:
             doc = int(rng.choice(len(source), p=source.probabilities))
             start, length = _window(rng, source.num_tokens(doc), seq_len)
             return SamplePlan(self.tasks[t], TEXT, source.indices[doc], start, length)
+        if isinstance(source, PairSource):  # five (image, text) pairs, randomly cropped to L
+            key = int(rng.integers(2**62))  # seeds the row's choice of examples
+            start, length = _window(rng, source.num_tokens(key), seq_len)
+            return SamplePlan(self.tasks[t], source.family, key, start, length)
         ep = int(rng.integers(len(source)))
         budget = int(self.config.max_prompt_frac * seq_len)
         prompt = {}
@@ -287,6 +302,8 @@ class SequenceSampler:
     def sequence(self, plan: SamplePlan) -> TokenSequence:
         """The tokens a plan describes: [prompt (no targets)] + window."""
         source = self._source_of[plan.task]
+        if isinstance(source, PairSource):
+            return source.tokens(plan.episode, plan.start, plan.start + plan.length)
         window = source.tokens(source.position[plan.episode], plan.start, plan.start + plan.length)
         if not plan.prompt_length:
             return window
@@ -321,10 +338,14 @@ class SequenceSampler:
             "split": self.split,
             "tasks": list(self.tasks),
             "weights": [float(w) for w in self.weights],
-            "episodes": {t: list(s.position) for t, s in self._source_of.items()},
+            "episodes": {
+                t: s.state() if isinstance(s, PairSource) else list(s.position)
+                for t, s in self._source_of.items()
+            },
             "tokens": {
                 t: int(sum(s.num_tokens(i) for i in range(len(s))))
                 for t, s in self._source_of.items()
+                if not isinstance(s, PairSource)  # rows are drawn, not stored: no total
             },
         }
 

@@ -14,6 +14,12 @@ data gives the exact longest timestep (``layouts_from_sources``); a task known o
 (a ``TaskInfo``) has its text measured with the project's SentencePiece model on the missions of
 ``TEXT_SAMPLES`` environment resets. A longer mission met later still cannot pass silently: the
 model raises on its positions.
+
+Vision-language rows (gato/vl/sources.py) are five (image, text) pairs whose tokens take local
+positions 0 .. n - 1 pair by pair: the longest pair must fit the local-position table (a
+:class:`PairLayout`, checked here). A row longer than the context is not refused: the sampler
+crops it to L at a uniformly random offset, which is the paper's behaviour for these sequences
+(GATO_SPEC.md sections 3 and 12), never a silent clamp.
 """
 
 from __future__ import annotations
@@ -47,12 +53,28 @@ class TaskLayout:
     text_tokens: int | None = None
 
 
-def layouts_from_sources(sources: Iterable) -> list[TaskLayout]:
+@dataclass(frozen=True)
+class PairLayout:
+    """A vision-language task: the tokens of its longest (image, text) pair (image patches and
+    text), and of one image."""
+
+    name: str
+    pair_tokens: int
+    image_tokens: int
+
+
+def layouts_from_sources(sources: Iterable) -> list[TaskLayout | PairLayout]:
     """The exact layouts of a sampler's task sources (text documents have no timesteps: every
     document token has local position 0). One task listed by several sources (the train and
     validation splits) keeps its longest text."""
-    out: dict[str, TaskLayout] = {}
+    out: dict[str, TaskLayout | PairLayout] = {}
     for s in sources:
+        if hasattr(s, "longest_pair") and len(s):  # gato.vl.sources.PairSource
+            longest = s.longest_pair()
+            if s.task in out:
+                longest = max(longest, out[s.task].pair_tokens)
+            out[s.task] = PairLayout(s.task, longest, s.patches_per_image)
+            continue
         if not isinstance(s, TaskEpisodes) or len(s) == 0:
             continue
         text = s.longest_timestep() - s.fixed_tokens
@@ -116,6 +138,14 @@ def check_tasks_fit(task_infos, config: GatoConfig, context_tokens: int | None =
         raise LayoutError(f"the context must hold at least one token, got {context}")
     problems = []
     for info in task_infos:
+        if isinstance(info, PairLayout):
+            if info.pair_tokens > config.max_local_positions:
+                problems.append(
+                    f"task {info.name!r} has (image, text) pairs of {info.pair_tokens} tokens "
+                    f"({info.image_tokens} image patches + text), more than the model's "
+                    f"{config.max_local_positions} local positions (max_local_positions)"
+                )
+            continue  # a row longer than the context is cropped to L (module docstring)
         if isinstance(info, str):
             from gato.envs import get_task
 

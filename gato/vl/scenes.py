@@ -130,7 +130,7 @@ class Scene:
         objects = []
         for cell, kind in sorted(zip(cells.tolist(), kinds.tolist(), strict=True)):
             row, col = divmod(cell, GRID)
-            jitter = rng.uniform(-2.0, 2.0, size=2)
+            jitter = rng.uniform(-1.0, 1.0, size=2)  # objects stay inside their cells
             objects.append(
                 SceneObject(
                     colour=colours[kind // len(SHAPES)],

@@ -22,8 +22,6 @@ resumed run repeats an uninterrupted one bit for bit on the same hardware.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 import time
 from collections import defaultdict
@@ -35,17 +33,18 @@ import torch
 from tqdm import tqdm
 
 from gato import distributed as D
-from gato.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from gato.checkpoint import list_checkpoints
+from gato.cli import check_data_dir
 from gato.config import SIZES, GatoConfig, get_config
 from gato.data import DataConfig, SampleBatch, SequenceSampler, make_loader
-from gato.datasets import MAKE_DATA_HINT
-from gato.errors import UserError
+from gato.errors import UserError, run_command
 from gato.inputs import GatoInputs
 from gato.layout_check import LayoutError, check_tasks_fit, layouts_from_sources
 from gato.locks import run_folder_lock
 from gato.model import Gato
 from gato.optim import build_optimizer, lr_at, set_lr
 from gato.train_args import Plan, TrainArgs, make_plan, parse_args  # noqa: F401 (Plan: re-exported)
+from gato.train_ckpt import FAULT_ENV, CheckpointMixin, rng_states  # noqa: F401 (re-exported)
 from gato.train_log import TrainLogger
 from gato.train_loss import (  # noqa: F401 (merge_domains: re-exported)
     domain_losses,
@@ -53,28 +52,17 @@ from gato.train_loss import (  # noqa: F401 (merge_domains: re-exported)
     merge_domains,
 )
 
-FAULT_ENV = "GATO_TRAIN_KILL_AFTER_CKPT"
-"""Test hook: SIGKILL the process right after the checkpoint of this step is written."""
-
 
 def step_seed(seed: int, step: int, rank: int) -> int:
     """The torch seed of one step on one rank (dropout, patch position sampling)."""
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def rng_states(world: D.World) -> dict:
-    states = {"torch": torch.get_rng_state()}
-    if world.device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(world.device)
-    return states
-
-
-class Trainer:
+class Trainer(CheckpointMixin):
     def __init__(self, args: TrainArgs, world: D.World):
         self.args, self.world = args, world
         self.run_dir = Path(args.run_dir)
-        if not Path(args.data_dir).is_dir():
-            raise SystemExit(f"data folder {args.data_dir!r} does not exist: {MAKE_DATA_HINT}")
+        check_data_dir(args.data_dir)  # a UserError naming --data-dir: missing, or a file
         self.config: GatoConfig = self.model_config()
         self.seq_len = self.config.block_size
         data = self.data_config()
@@ -223,77 +211,6 @@ class Trainer:
         self.model.train()
         return merge_domains(D.gather_objects(dict(sums), self.world), "val_loss")
 
-    # --------------------------------------------------------------------- checkpoints
-
-    def save(self, step: int, extra: dict) -> None:
-        """A collective: every rank helps gather the full state; rank 0 writes it."""
-        model_state = D.full_model_state(self.model)
-        optim_state = D.full_optimizer_state(self.model, self.optimizer)
-        rngs = D.gather_objects(rng_states(self.world), self.world)
-        if self.world.is_main:
-            state = {
-                "args": asdict(self.args),
-                "sampler": self.sampler.state_dict(),
-                "world_size": self.world.world_size,
-                **extra,
-            }
-            save_checkpoint(
-                self.run_dir,
-                step,
-                model_state,
-                self.config,
-                state,
-                {"optimizer": optim_state, "rng": rngs},
-                self.args.keep_checkpoints,
-            )
-        D.barrier(self.world)
-        if os.environ.get(FAULT_ENV) == str(step):
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    def restore(self) -> dict:
-        """Load the newest checkpoint of the run folder; any problem is a SystemExit (never a
-        silent fresh start). Returns its JSON state."""
-        ckpt, info = None, {}
-        if self.world.is_main:
-            try:
-                ckpt = load_checkpoint(self.run_dir)
-                if ckpt.optimizer_state is None:
-                    raise CheckpointError(f"{ckpt.path} has no optimizer state to resume from")
-                info = {
-                    "state": ckpt.state,
-                    "config": ckpt.config.to_dict(),
-                    "path": str(ckpt.path),
-                }
-            except CheckpointError as e:
-                info = {"error": f"cannot resume from {self.run_dir}: {e}"}
-        info = D.broadcast_object(info, self.world)
-        if "error" in info:
-            raise SystemExit(info["error"])
-        if info["config"] != self.config.to_dict():
-            raise SystemExit(
-                f"{info['path']} holds a different model ({info['config']}) than "
-                f"these options build ({self.config.to_dict()})"
-            )
-        try:
-            self.sampler.load_state_dict(info["state"]["sampler"])
-        except ValueError as e:
-            raise SystemExit(f"cannot resume from {info['path']}: {e}") from e
-        D.load_full_state(
-            self.model,
-            self.optimizer,
-            ckpt.model_state if ckpt else {},
-            ckpt.optimizer_state["optimizer"] if ckpt else {},
-            self.world,
-        )
-        rngs = D.broadcast_object(ckpt.optimizer_state["rng"] if ckpt else None, self.world)
-        if len(rngs) == self.world.world_size:  # else: a new world size, new per-rank streams
-            torch.set_rng_state(rngs[self.world.rank]["torch"])
-            if "cuda" in rngs[self.world.rank] and self.world.device.type == "cuda":
-                torch.cuda.set_rng_state(rngs[self.world.rank]["cuda"], self.world.device)
-        if self.world.is_main:
-            print(f"resumed from {info['path']} (step {info['state']['step']})", flush=True)
-        return info["state"]
-
     # ---------------------------------------------------------------------------- loop
 
     def run(self) -> dict:
@@ -309,7 +226,7 @@ class Trainer:
             start = int(state["step"])
             extra = {k: state.get(k, v) for k, v in extra.items()}
         elif list_checkpoints(self.run_dir):
-            raise SystemExit(
+            raise UserError(
                 f"{self.run_dir} already has checkpoints: pass --resume to continue "
                 "that run, or choose another --run-dir"
             )
@@ -402,16 +319,15 @@ def main(argv=None) -> dict:
     try:
         if not args.run_dir:
             if args.resume:
-                raise SystemExit("--resume needs --run-dir (the run folder to continue)")
+                raise UserError("--resume needs --run-dir (the run folder to continue)")
             stamp = D.broadcast_object(time.strftime("%Y%m%d-%H%M%S"), world)
             args.run_dir = f"runs/{args.size}-{stamp}"
         return Trainer(args, world).run()
-    except (LayoutError, UserError) as e:  # one line: e.g. the task and its limits, a lock
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except LayoutError as e:  # the task and its limits: a user error (one line, exit 2)
+        raise UserError(str(e)) from e
     finally:
         D.shutdown()
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # a UserError is one line `python -m gato.train: error: ...`, exit 2
+    sys.exit(run_command(main, prog="python -m gato.train"))

@@ -136,12 +136,12 @@ def _end(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-ERROR_LINE = re.compile(r"^(python -m [\w.]+: )?error:")
+ERROR_LINE = re.compile(r"^python -m [\w.]+: error:")
 
 
 def _one_error_line(stderr: str) -> str:
     assert "Traceback" not in stderr, stderr[-3000:]
-    # "error: ..." from the command itself, or "python -m gato.X: error: ..." (gato.errors)
+    # "python -m gato.X: error: ...": every command's __main__ runs through gato.errors
     errors = [line for line in stderr.splitlines() if ERROR_LINE.match(line)]
     assert len(errors) == 1, stderr[-3000:]
     return errors[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from gato import distributed as D
+from gato.errors import run_command
 from gato.train import Trainer, main
 from gato.train_args import parse_args
 from gato.train_log import read_metrics
@@ -49,14 +50,13 @@ def test_an_empty_batch_stops_training_with_the_cause(data_dir, tmp_path, capsys
     empty = next(s for s in range(300) if targets(s) == 0)
     assert all(targets(s) > 0 for s in range(empty))
     run = tmp_path / "run"
-    with pytest.raises(SystemExit) as exit_info:
-        main(_args(data_dir, run, empty + 5))
-    assert exit_info.value.code == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    # As `python -m gato.train` runs it: one line, exit 2.
+    assert run_command(main, _args(data_dir, run, empty + 5), "python -m gato.train") == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1, errors
     assert errors[0].startswith(
-        f"error: step {empty + 1}: the batch (1 rows of 7 tokens, tasks cartpole.balance) holds no "
-        "loss target"
+        f"python -m gato.train: error: step {empty + 1}: the batch (1 rows of 7 tokens, tasks "
+        "cartpole.balance) holds no loss target"
     ), errors[0]
     assert "--seq-len" in errors[0]
     # The steps before it trained and were logged (as step + 1, like the error); none after.

@@ -180,5 +180,6 @@ def test_training_on_a_damaged_shard_is_one_line_naming_it(data, tmp_path, damag
     )  # fmt: skip
     assert out.returncode == 2, out.stderr[-3000:]
     assert "Traceback" not in out.stderr
-    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and f"cannot read shard {victim}: it is damaged" in errors[0], errors
+    errors = [line for line in out.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("python -m gato.train: error: "), errors
+    assert f"cannot read shard {victim}: it is damaged" in errors[0], errors

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from gato.config import get_config
+from gato.errors import UserError
 from gato.model import Gato
 from gato.optim import WARMUP_START_LR, lr_at, param_groups
 from gato.train import FAULT_ENV, Plan, main, merge_domains
@@ -136,7 +137,7 @@ def test_metrics_csv_grows_columns_and_resumes(tmp_path):
 
 
 def test_missing_data_dir_says_make_data(tmp_path):
-    with pytest.raises(SystemExit, match="make data"):
+    with pytest.raises(UserError, match="make data"):
         main(["--size", "debug", "--data-dir", str(tmp_path / "nope"), "--run-dir",
               str(tmp_path / "run")])  # fmt: skip
 
@@ -224,17 +225,17 @@ def test_resume_is_strict(data_dir, reference, tmp_path):
     base = ["--size", "debug", "--seq-len", "128", "--batch-size", "8", "--steps", "8",
             "--num-workers", "0", "--data-dir", str(data_dir)]  # fmt: skip
     # No checkpoint at all: an error, not a fresh start.
-    with pytest.raises(SystemExit, match="no checkpoint"):
+    with pytest.raises(UserError, match="no checkpoint"):
         main([*base, "--run-dir", str(tmp_path / "empty"), "--resume"])
     # A fresh start must not write over a run that has checkpoints.
     run = tmp_path / "run"
     shutil.copytree(reference, run)
-    with pytest.raises(SystemExit, match="--resume"):
+    with pytest.raises(UserError, match="--resume"):
         main([*base, "--run-dir", str(run)])
     # A truncated newest checkpoint: an error naming the file, not a fallback to step 3.
     weights = run / "checkpoints/step_00000006/model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])
-    with pytest.raises(SystemExit, match="model.safetensors is truncated"):
+    with pytest.raises(UserError, match="model.safetensors is truncated"):
         main([*base, "--run-dir", str(run), "--resume"])
     # A corrupted (same size, flipped byte) optimizer state.
     shutil.rmtree(run / "checkpoints/step_00000006")
@@ -242,11 +243,11 @@ def test_resume_is_strict(data_dir, reference, tmp_path):
     blob = bytearray(optim.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     optim.write_bytes(bytes(blob))
-    with pytest.raises(SystemExit, match="optimizer.pt is corrupted"):
+    with pytest.raises(UserError, match="optimizer.pt is corrupted"):
         main([*base, "--run-dir", str(run), "--resume"])
     # A different model from the same run folder.
     shutil.copytree(reference / "checkpoints/step_00000006", run / "checkpoints/step_00000006")
-    with pytest.raises(SystemExit, match="different model"):
+    with pytest.raises(UserError, match="different model"):
         main([*base, "--run-dir", str(run), "--resume", "--seq-len", "64"])
 
 
@@ -263,11 +264,11 @@ def test_a_timestep_longer_than_the_context_is_refused_and_held_out_tasks_stay_o
     run = tmp_path / "run"
     out = _train([*COMMON, "--seq-len", "6", "--data-dir", str(data), "--run-dir", str(run)])
     assert out.returncode == 2, out.stderr[-3000:]
-    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    errors = [line for line in out.stderr.splitlines() if "error:" in line]
     assert errors == [
-        "error: task 'cartpole.balance' has timesteps of 7 tokens (5 observation + '|' + 1 "
-        "action), more than the model's 6-token context (block_size) [model: "
-        "max_local_positions 256, context 6]; choose a larger size or a longer --seq-len / "
+        "python -m gato.train: error: task 'cartpole.balance' has timesteps of 7 tokens "
+        "(5 observation + '|' + 1 action), more than the model's 6-token context (block_size) "
+        "[model: max_local_positions 256, context 6]; choose a larger size or a longer --seq-len / "
         "context"
     ]
     assert "Traceback" not in out.stderr and not run.exists()

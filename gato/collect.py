@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 
 from gato import datasets as store
+from gato.cli import add_debug_flag
 from gato.collect_suites import SUITES
 from gato.collect_workers import (
     CRASH_AT_EPISODE_ENV,
@@ -115,6 +116,9 @@ class CollectArgs:
     no_progress: bool = field(default=False, metadata={"help": "no progress bar"})
 
 
+PROG = "python -m gato.collect"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line (exit 2), without the usage block
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -122,7 +126,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: Sequence[str] | None = None) -> CollectArgs:
     parser = _Parser(
-        prog="python -m gato.collect",
+        prog=PROG,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -138,7 +142,10 @@ def parse_args(argv: Sequence[str] | None = None) -> CollectArgs:
                 text += f" (default: {default})"
             metavar = text.split(":")[0] if f.name in ("noise", "epsilon") else None
             parser.add_argument(flag, type=kind, default=default, help=text, metavar=metavar)
-    args = CollectArgs(**{k.replace("-", "_"): v for k, v in vars(parser.parse_args(argv)).items()})
+    add_debug_flag(parser)  # listed in --help; run_command reads and removes it
+    values = vars(parser.parse_args(argv))
+    values.pop("_debug", None)
+    args = CollectArgs(**{k.replace("-", "_"): v for k, v in values.items()})
     if not args.list and (args.task is None) == (args.suite is None):
         parser.error("give exactly one of --task or --suite (or --list)")
     if args.suite is not None and args.suite not in SUITES:
@@ -290,6 +297,7 @@ def _describe(meta: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command; a mistake in its input is a UserError (one line, exit 2 via run_command)."""
     args = parse_args(argv)
     from gato.envs import get_task, list_tasks
 
@@ -306,11 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             info = get_task(task)
         except (KeyError, ValueError) as e:
-            print(
-                f"error: unknown task {task!r} ({e}); `python -m gato.collect --list` lists tasks",
-                file=sys.stderr,
-            )
-            return 2
+            raise UserError(f"--task: {e}") from None  # close matches, or where the list is
         discrete = isinstance(info.action_spec, DiscreteSpec)
         # A suite takes each noise where it fits; one task must fit the noise asked for.
         sigma = args.noise if not (args.suite and discrete) else 0.0
@@ -318,8 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             noise_config(info, args.policy, sigma, epsilon)
         except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            raise UserError(str(e)) from None
         try:
             meta = collect_task(
                 info,
@@ -335,9 +338,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sigma=sigma,
                 epsilon=epsilon,
             )
-        except UserError as e:  # another writer holds the folder, a corrupt shard: one line
-            print(f"error: {e}", file=sys.stderr)
-            return 2
         except KeyboardInterrupt:  # the workers are already terminated (gato/procs.py)
             print(
                 f"interrupted while collecting {info.name}. Complete shards are kept: run the "
@@ -349,14 +349,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if type(e).__name__ != "BrokenProcessPool":
                 raise
             print(
-                f"error: a worker died while collecting {info.name} ({e}). Complete shards "
-                "are kept: run the same command again to resume.",
+                f"{PROG}: error: a worker died while collecting {info.name} ({e}). Complete "
+                "shards are kept: run the same command again to resume.",
                 file=sys.stderr,
             )
-            return 1
+            return 1  # not the user's mistake (that is status 2): the worker crashed
         print(_describe(meta), flush=True)
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(run_command(main, prog="python -m gato.collect"))
+if __name__ == "__main__":  # a UserError is one line `python -m gato.collect: error: ...`, exit 2
+    sys.exit(run_command(main, prog=PROG))

@@ -81,19 +81,37 @@ def _describe(holder: dict) -> str:
     )
 
 
+class FolderError(UserError):
+    """The folder to write into cannot be written: read-only, not the user's, or a file."""
+
+
+def _unwritable(what: str, folder: Path, e: OSError) -> FolderError:
+    return FolderError(
+        f"{what}: cannot write into {folder} ({e.strerror or e}: {e.filename or folder}); "
+        "make it writable or choose another folder"
+    )
+
+
 def acquire(folder: str | os.PathLike, what: str) -> Path:
     """Lock `folder` (created if missing) for this process; returns the lock file's path.
 
     Raises LockError (one line: the folder, the holder's pid and command, what to do) if a live
-    process holds it. A stale lock (its holder died) is taken over, with a line on stderr."""
+    process holds it; FolderError if the folder cannot be created or written (read-only). A
+    stale lock (its holder died) is taken over, with a line on stderr."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # read-only, not ours, or a file in the way
+        raise _unwritable(what, folder, e) from None
     path = (folder / LOCK_NAME).resolve()
     if path in _held:
         _held[path].count += 1
         return path
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise _unwritable(what, folder, e) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:

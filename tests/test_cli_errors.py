@@ -183,7 +183,9 @@ def test_a_bug_keeps_its_traceback():
         run_command(bug, [], "prog")
 
 
-@pytest.mark.parametrize("module", ["deploy", "evaluate", "finetune", "demo", "prompts"])
+@pytest.mark.parametrize(
+    "module", ["deploy", "evaluate", "finetune", "demo", "prompts", "train", "collect"]
+)
 def test_help_lists_debug(module, capsys):
     import importlib
 
@@ -229,9 +231,13 @@ def test_unseen_task_guard_fires_for_a_checkpoint_made_by_gato_train(tmp_path, c
 
 @pytest.mark.slow  # one more interpreter importing the envs
 def test_collect_runs_through_run_command(tmp_path):
-    """gato.collect's `__main__` uses run_command too: --debug is taken off before its parser."""
-    argv = ["-m", "gato.collect", "--task", "nope.x", "--data-dir", str(tmp_path), "--debug"]
+    """gato.collect's `__main__` uses run_command too: one line; --debug adds the traceback."""
+    argv = ["-m", "gato.collect", "--task", "nope.x", "--data-dir", str(tmp_path)]
     result = _run(argv, tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr
-    assert "unknown task 'nope.x'" in lines[0] and "--list" in lines[0]
+    assert lines[0].startswith("python -m gato.collect: error: --task: unknown task 'nope.x'")
+    assert "--list" in lines[0]
+    debug = _run([*argv, "--debug"], tmp_path)
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+    assert debug.stderr.strip().splitlines()[-1] == lines[0]

@@ -10,6 +10,7 @@ from test_collect import FAKE, collect_fake
 
 from gato import collect
 from gato import datasets as store
+from gato.errors import run_command
 from gato.jat import CONTINUOUS_OBS
 from gato.specs import DiscreteSpec
 
@@ -73,9 +74,10 @@ def test_noise_collection_rejects_bad_values_in_one_line(capsys):
         (["--task", "babyai.go-to-red-ball", "--noise", "0.1"], "--epsilon"),
         (["--task", "cartpole.balance", "--epsilon", "0.1"], "--noise"),
     ]:
-        assert collect.main(argv) == 2
+        assert run_command(collect.main, argv, collect.PROG) == 2
         message = capsys.readouterr().err
         assert word in message and message.count("\n") == 1, argv
+        assert message.startswith("python -m gato.collect: error: "), message
     with pytest.raises(ValueError, match="continuous"):
         collect.collect_task(get_task("babyai.go-to-red-ball"), 1, sigma=0.1)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from language_fixtures import caption_model
 from model_fixtures import debug_model
 from PIL import Image
 
@@ -248,6 +249,24 @@ def test_command_chat(checkpoint, monkeypatch, capsys):
     assert main(argv) == 0
     out, _ = capsys.readouterr()
     assert out.count("\n") == 2  # two turns (the empty line is skipped), one reply line each
+
+
+def test_trained_model_captions_and_stops_at_end_of_text(tok, tmp_path, capsys):
+    """A debug model trained a few steps on (image, caption, end of text) captions each image
+    through the command and stops at end of text; the checkpoint's image size is used."""
+    model, images, captions = caption_model(tok)
+    ckpt = save_checkpoint(
+        tmp_path / "run", 30, model.state_dict(), model.config, {"image_size": 32}
+    )
+    for i, (img, caption) in enumerate(zip(images, captions, strict=True)):
+        Image.fromarray(img).save(tmp_path / f"{i}.png")
+        for cache in ([], ["--no-cache"]):
+            argv = ["--checkpoint", str(ckpt), "--image", str(tmp_path / f"{i}.png"), "--greedy"]
+            assert main([*argv, *cache]) == 0
+            out, err = capsys.readouterr()
+            assert out == caption + "\n"
+            assert f"({len(tok.encode(caption))} tokens, stopped: end of text)" in err
+            assert "resized" not in err
 
 
 @pytest.mark.parametrize(

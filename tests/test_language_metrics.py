@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from language_fixtures import caption_model
 from model_fixtures import debug_model
 
 from gato.evaluate_language import (
@@ -196,3 +197,18 @@ def test_evaluate_language(tok):
     assert text["documents"] == 2 and text["unigram_bits_per_byte"] > 0
     report = format_language_report(results)
     assert "VQA accuracy (3 questions)" in report and "(unigram)" in report
+
+
+def test_evaluate_language_on_a_trained_captioner(tok):
+    """A model that memorised two captions scores exact match 1 on them, every caption ending
+    at end of text; a caption that is not the image's scores what it overlaps."""
+    model, images, captions = caption_model(tok)
+    right = evaluate_language(
+        model, captions=list(zip(images, captions, strict=True)), image_size=32, text_tokenizer=tok
+    )["captions"]
+    assert right == {"exact_match": 1.0, "token_f1": 1.0, "count": 2, "ended_at_eos": 2}
+    swapped = list(zip(images, captions[::-1], strict=True))
+    wrong = evaluate_language(model, captions=swapped, image_size=32, text_tokenizer=tok)
+    assert wrong["captions"]["exact_match"] == 0.0
+    # "red cube" vs "two blue balls on left": nothing in common
+    assert wrong["captions"]["token_f1"] == 0.0

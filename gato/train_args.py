@@ -25,9 +25,11 @@ class TrainArgs:
     data_dir: str = "data"
     """collected task folders (made by `make data`)"""
     tasks: str = ""
-    """comma-separated tasks to train on (default: every task in --data-dir)"""
+    """comma-separated tasks to train on (default: every task in --data-dir); vision-language
+    and text tasks: vl.scenes, text.corpus, vl.conceptual-captions, vl.ok-vqa, text.oscar,
+    text.wikipedia, or vl.NAME / text.NAME for a folder --data-dir/NAME (gato/vl/tasks.py)"""
     task_weights: str = ""
-    """sample weights as name=weight,... (a task or a family such as dmc, atari, text)"""
+    """sample weights as name=weight,... (a task or a family such as dmc, atari, vl, text)"""
     text_files: str = ""
     """comma-separated text/.jsonl files mixed in as the 'text' domain"""
     run_dir: str = ""

@@ -11,12 +11,13 @@ evaluate by rollouts every few hundred steps and report the best. This is gato.t
 made through its hooks: the model starts from the pretrained weights (or fresh ones), the data is
 only the demonstration budget, and "evaluation" is rollouts instead of a validation loss.
 
-Data: the first --demos episodes by episode index among those passing the 80% filter. They are
-exposed to the sampler through `<run>/demos/<task>/`, a view of the data folder (a metadata copy
-listing only them, and links to the shards that hold them), so nothing else can leak in and the
-run records exactly what it saw. No episode is held out for a validation loss: the budget is all
-training data. Too few filtered episodes is an error naming the collect command, or, with
---collect, more are collected first (which also recomputes the expert return and the filter).
+Data (gato/finetune_demos.py): the first --demos episodes by episode index among those passing
+the 80% filter. They are exposed to the sampler through `<run>/demos/<task>/`, a view of the data
+folder (a metadata copy listing only them, and links to the shards that hold them), so nothing
+else can leak in and the run records exactly what it saw. No episode is held out for a
+validation loss: the budget is all training data. Too few filtered episodes is an error naming
+the collect command, or, with --collect, more are collected first (which also recomputes the
+expert return and the filter).
 
 Prompts: like pretraining, a share of rows (--prompt-prob) is prompted with *another*
 demonstration of the task. With --demos 1 there is no other one, so no row has a prompt; the
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import math
 import shutil
 import sys
 import time
@@ -45,10 +45,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 from gato import distributed as D
-from gato.checkpoint import _is_tied_alias, list_checkpoints, load_checkpoint, save_checkpoint
+from gato.checkpoint import (
+    CheckpointError,
+    _is_tied_alias,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from gato.config import SIZES, GatoConfig
 from gato.data import DataConfig
-from gato.datasets import METADATA_NAME, read_metadata, task_dir, write_json_atomic
+from gato.datasets import write_json_atomic
 from gato.errors import UserError, run_command
 from gato.finetune_args import (
     FinetuneArgs,
@@ -57,7 +63,12 @@ from gato.finetune_args import (
     parse_args,
     to_train_args,
 )
-from gato.jat import shard_episode_indices, shard_paths
+from gato.finetune_demos import (  # noqa: F401 (re-exported: fig9, tests)
+    DemoError,
+    demo_view,
+    ensure_demos,
+    suggest_episodes,
+)
 from gato.layout_check import LayoutError
 from gato.locks import run_folder_lock
 from gato.model import Gato
@@ -67,88 +78,6 @@ from gato.train_log import read_metrics
 RESULT_NAME = "finetune.json"
 PLOT_NAME = "finetune.png"
 EVAL_CSV = "eval.csv"
-
-
-class DemoError(ValueError):
-    """Fewer filtered expert episodes of the task than the demonstration budget."""
-
-
-# --------------------------------------------------------------------------- demonstrations
-
-
-def suggest_episodes(meta: dict, demos: int) -> int:
-    """Episodes to collect in all (gato.collect completes 0..N-1) to likely get `demos` past the
-    filter, from the share that passed so far (with a 20% margin)."""
-    have, total = int(meta.get("filtered_episodes") or 0), int(meta.get("episodes") or 0)
-    share = have / total if have and total else 0.5
-    return max(total + 1, math.ceil(demos / share * 1.2))
-
-
-def ensure_demos(
-    task: str, data_dir: str, demos: int, collect: bool = False, workers: int = 2
-) -> dict:
-    """The task's metadata once at least `demos` episodes pass the filter: collected if asked
-    (a few rounds, as the filter moves with the expert return), else a DemoError."""
-    try:
-        meta = read_metadata(task, data_dir)
-    except FileNotFoundError:
-        if not collect:
-            raise
-        meta = {"episodes": 0, "filtered_episodes": 0}
-    for _ in range(4):
-        have = int(meta.get("filtered_episodes") or 0)
-        if meta.get("complete") and have >= demos:
-            return meta
-        n = suggest_episodes(meta, demos)
-        if not collect:
-            raise DemoError(
-                f"{task}: only {have} of the {meta.get('episodes', 0)} episodes in "
-                f"{task_dir(task, data_dir)} pass the 80% filter, fewer than --demos {demos}. "
-                f"Collect more: `python -m gato.collect --task {task} --episodes {n} "
-                f"--data-dir {data_dir}` (or pass --collect)"
-            )
-        from gato.collect import collect_task
-        from gato.envs import get_task
-
-        print(f"{task}: {have} filtered episodes < {demos}; collecting up to {n}", flush=True)
-        randoms = len(meta.get("random_returns") or []) or 10
-        meta = collect_task(  # the stored settings, else collect_task refuses to extend the folder
-            get_task(task),
-            n,
-            data_dir,
-            seed=meta.get("base_seed", 0),
-            workers=workers,
-            random_episodes=randoms,
-            max_steps=meta.get("max_steps"),
-        )
-    raise DemoError(f"{task}: still fewer than {demos} filtered episodes after collecting {n}")
-
-
-def demo_view(task: str, data_dir: str, demos: int, view_root: Path) -> list[int]:
-    """Write `view_root/<task>/`: the task's metadata listing only the first `demos` filtered
-    episodes, and links to (or copies of) the shards holding them. Returns their indices."""
-    meta = read_metadata(task, data_dir)
-    chosen = sorted(int(i) for i in meta["filtered_indices"])[:demos]
-    if len(chosen) < demos:
-        raise DemoError(f"{task}: {len(chosen)} filtered episodes < --demos {demos}")
-    source, view = task_dir(task, data_dir), view_root / task
-    view.mkdir(parents=True, exist_ok=True)
-    wanted = set(chosen)
-    for shard in shard_paths(source):
-        if wanted.intersection(shard_episode_indices(shard)):
-            link = view / shard.name
-            try:
-                link.symlink_to(shard.resolve())
-            except OSError:  # no symlinks here (some filesystems): a copy reads the same
-                shutil.copy2(shard, link)
-    view_meta = {
-        **meta,
-        "filtered_indices": chosen,
-        "filtered_episodes": len(chosen),
-        "finetune_source": str(source.resolve()),
-    }
-    write_json_atomic(view / METADATA_NAME, view_meta)
-    return chosen
 
 
 # ------------------------------------------------------------------------------- trainer
@@ -367,7 +296,10 @@ def finetune(args: FinetuneArgs, world: D.World | None = None) -> dict:
     args.task = canonical_name(args.task)
     base, init_state, size = None, None, args.size
     if args.ckpt:
-        ckpt = load_checkpoint(args.ckpt, with_optimizer=False)
+        try:
+            ckpt = load_checkpoint(args.ckpt, with_optimizer=False)
+        except CheckpointError as e:  # the input checkpoint; errors saving ours are not --ckpt's
+            raise UserError(f"--ckpt {args.ckpt}: {e}") from e
         base, size = ckpt.config, size_name(ckpt.config)
         init_state = None if args.scratch else ckpt.model_state
         check_held_out(args, ckpt.state, ckpt.path)
@@ -389,7 +321,6 @@ def finetune(args: FinetuneArgs, world: D.World | None = None) -> dict:
 
 def main(argv=None) -> dict:
     """The command; a mistake in its input is a UserError (one line, exit 2 via run_command)."""
-    from gato.checkpoint import CheckpointError
     from gato.cli import check_data_dir
     from gato.deploy import task_by_flag
 
@@ -398,10 +329,8 @@ def main(argv=None) -> dict:
     if not args.collect or Path(args.data_dir).exists():  # --collect may create the folder
         check_data_dir(args.data_dir)
     world = D.init_distributed(args.device)
-    try:
+    try:  # a CheckpointError saving (a full disk) is a UserError naming the run's folder
         return finetune(args, world)
-    except CheckpointError as e:
-        raise UserError(f"--ckpt {args.ckpt}: {e}" if args.ckpt else str(e)) from e
     except (DemoError, FileNotFoundError, HeldOutError, LayoutError) as e:
         raise UserError(str(e)) from e
     finally:

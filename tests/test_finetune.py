@@ -221,3 +221,37 @@ def test_a_timestep_longer_than_the_context_is_refused(data_dir, tmp_path):
     assert err.startswith(f"task '{TASK}' has timesteps of 7 tokens")
     assert "6-token context (block_size)" in err
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_full_disk_while_saving_is_not_blamed_on_the_input_checkpoint(
+    data_dir, pretrained, tmp_path, monkeypatch
+):
+    """Issue 13 item 4: a CheckpointError saving the run's own checkpoint (a full disk) names
+    the run's folder and the space; only a failure loading --ckpt is prefixed with --ckpt."""
+    import shutil as real_shutil
+
+    from gato import checkpoint
+
+    run = tmp_path / "run"
+    usage = real_shutil.disk_usage
+
+    def disk_usage(path):  # the run's disk is full; every other disk (--ckpt's) is not
+        free = 0 if str(path).startswith(str(run)) else usage(path).free
+        return usage(path)._replace(free=free)
+
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", disk_usage)
+    with pytest.raises(UserError) as e:
+        FT.main([*QUICK, "--demos", "2", "--ckpt", str(pretrained),
+                 "--data-dir", str(data_dir), "--run-dir", str(run)])  # fmt: skip
+    message = str(e.value)
+    assert message.startswith(f"not enough free space in {run}/eval/checkpoints"), message
+    assert "--ckpt" not in message and str(pretrained) not in message
+    # A corrupt --ckpt still names the flag and the path.
+    monkeypatch.undo()
+    corrupt = tmp_path / "corrupt"
+    real_shutil.copytree(pretrained, corrupt)
+    weights = next(corrupt.rglob("model.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-10])
+    with pytest.raises(UserError, match=f"^--ckpt {corrupt}: .*model.safetensors is truncated"):
+        FT.main([*QUICK, "--demos", "2", "--ckpt", str(corrupt), "--data-dir", str(data_dir),
+                 "--run-dir", str(tmp_path / "run2")])  # fmt: skip

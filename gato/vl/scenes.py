@@ -17,11 +17,11 @@ val = [100000, 200000); train = [1000000, 2**31). Question types: ``count``, ``c
 as JAT's ``ok-vqa`` rows do.
 
 [decision] 64x64 pixels (a multiple of 16, GATO_SPEC.md section 12): 16 patches per image, so a
-sequence of five (image, text) pairs is about 5 x (16 + 15) = 155 tokens and fits even the
-``debug`` size's 512-token context uncropped; one grid cell is 21 px, which holds a large
-object (18 px across) and keeps a small one (10 px) big enough that its shape is plain at 16x16
-patch resolution. Objects of a scene occupy distinct cells, so positions are unambiguous and
-objects never overlap.
+sequence of five (image, text) pairs is about 5 x (16 + 18) = 170 tokens (234 the longest of
+300 rows measured) and fits even the ``debug`` size's 512-token context uncropped; one grid
+cell is 21 px, which holds a large object (18 px across) and keeps a small one (10 px) big
+enough that its shape is plain at 16x16 patch resolution. Objects of a scene occupy distinct
+cells, so positions are unambiguous and objects never overlap.
 
 ``python -m gato.vl.scenes --out DIR --count N --split test`` writes N examples as parquet in the
 hub's schema (``{"images": Image, "text": str}``, see gato/vl/hub.py).

@@ -230,6 +230,8 @@ def list_checkpoints(path: str | os.PathLike) -> list[Path]:
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint folder itself, or the newest one under a run folder."""
     path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}: it does not exist")
     if (
         _STEP_DIR.match(path.name)
         or (path / MANIFEST_FILE).is_file()

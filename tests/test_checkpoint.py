@@ -99,3 +99,9 @@ def test_keep_prunes_old_checkpoints(tmp_path):
         save_checkpoint(tmp_path, step, state, config, keep=2)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002", "step_00000003"]
     assert json.loads((list_checkpoints(tmp_path)[-1] / "state.json").read_text())["step"] == 3
+
+
+def test_missing_path_is_named_as_missing(tmp_path):
+    for missing in (tmp_path / "nowhere", tmp_path / "run" / "checkpoints" / "step_00000500"):
+        with pytest.raises(CheckpointError, match="does not exist"):
+            resolve_checkpoint(missing)

@@ -122,10 +122,10 @@ def generate_text(
     model, text_tokenizer, image, prompt: str, max_new_tokens: int, context_tokens=None
 ) -> tuple[str, str]:
     """(greedy text after `[image patches, prompt]`, stripped; why it stopped)."""
-    from gato.text_generator import TextGenerator, prompt_sequence
+    from gato.text_generator import TextGenerator, generation_prompt
 
     gen = TextGenerator(model, text_tokenizer, context_tokens=context_tokens, greedy=True)
-    gen.feed(prompt_sequence(text_tokenizer, prompt, image))
+    gen.feed(generation_prompt(text_tokenizer, prompt, image))
     ids = list(gen.generate(max_new_tokens))
     return text_tokenizer.decode(ids).strip(), gen.stop_reason
 

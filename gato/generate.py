@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     from gato.checkpoint import CheckpointError, newest_checkpoint
     from gato.cli import load_user_checkpoint
     from gato.text import get_text_tokenizer
-    from gato.text_generator import TextGenerator, prompt_sequence
+    from gato.text_generator import TextGenerator, generation_prompt
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         image = fit_image(image, size, args.image)
     if args.chat:
         return chat(generator, tokenizer, args)
-    seq = prompt_sequence(tokenizer, args.prompt or "", image)
+    seq = generation_prompt(tokenizer, args.prompt or "", image)
     if len(seq) > generator.context_tokens:
         print(
             f"note: the prompt holds {len(seq)} tokens, more than the {generator.context_tokens}-"

@@ -1,7 +1,7 @@
 """Sampling text from a Gato model through the same KV cache as acting (gato/policy.py).
 
     gen = TextGenerator(model, tokenizer, greedy=True)
-    gen.feed(prompt_sequence(tokenizer, "Q: what colour is the cube? A:", image))
+    gen.feed(generation_prompt(tokenizer, "Q: what colour is the cube? A:", image))
     ids = list(gen.generate(max_new_tokens=16))   # stops at end of text (SentencePiece EOS)
     gen.stop_reason                                # 'end of text', 'max new tokens', ...
 
@@ -75,7 +75,7 @@ def sample_text_token(
     return sample_tokens(text[None], 0, TEXT_VOCAB_SIZE, greedy, temperature, [generator])[0]
 
 
-def prompt_sequence(text_tokenizer, text: str = "", image: np.ndarray | None = None):
+def generation_prompt(text_tokenizer, text: str = "", image: np.ndarray | None = None):
     """The tokens a prompt feeds: a document (text only) or one `[image patches, text]` pair.
     None of them is a loss target (a prompt is context only)."""
     if image is None:

@@ -32,7 +32,7 @@ from gato.text_generator import (
     TextGenerator,
     TextStream,
     eos_id_of,
-    prompt_sequence,
+    generation_prompt,
     sample_text_token,
 )
 
@@ -103,7 +103,7 @@ def test_cached_greedy_equals_recompute(model, tok, kind):
     assert len(set(want)) > 3  # a real test: greedy does not just repeat one token
     for use_cache in (True, False):
         got, logits, gen = run(
-            model, tok, prompt_sequence_like(tok, kind), 12, greedy=True, use_cache=use_cache
+            model, tok, prompt_for(tok, kind), 12, greedy=True, use_cache=use_cache
         )
         assert got == want
         for a, b in zip(logits, want_logits, strict=True):  # each token's logits
@@ -111,10 +111,10 @@ def test_cached_greedy_equals_recompute(model, tok, kind):
         assert gen.context_length == len(seq) + 12
 
 
-def prompt_sequence_like(tok, kind):
+def prompt_for(tok, kind):
     if kind == "text":
-        return prompt_sequence(tok, "The quick brown fox jumps over")
-    return prompt_sequence(tok, "" if kind == "caption" else QUESTION, image())
+        return generation_prompt(tok, "The quick brown fox jumps over")
+    return generation_prompt(tok, "" if kind == "caption" else QUESTION, image())
 
 
 def test_sliding_memory_equals_banded_forward(model, tok):
@@ -128,7 +128,7 @@ def test_sliding_memory_equals_banded_forward(model, tok):
         got, _, _ = run(
             model,
             tok,
-            prompt_sequence(tok, text),
+            generation_prompt(tok, text),
             24,
             greedy=True,
             context_tokens=16,
@@ -140,7 +140,7 @@ def test_sliding_memory_equals_banded_forward(model, tok):
 
 
 def test_sampled_cached_equals_uncached(model, tok):
-    seq = prompt_sequence(tok, QUESTION, image(3))
+    seq = generation_prompt(tok, QUESTION, image(3))
     a = run(model, tok, seq, 20, temperature=1.0, top_k=50, seed=7)[0]
     b = run(model, tok, seq, 20, temperature=1.0, top_k=50, seed=7, use_cache=False)[0]
     c = run(model, tok, seq, 20, temperature=1.0, top_k=50, seed=8)[0]
@@ -149,7 +149,7 @@ def test_sampled_cached_equals_uncached(model, tok):
 
 def test_stops_at_end_of_text(model, tok):
     assert eos_id_of(tok) == 2 == tok._sp.eos_id()
-    seq = prompt_sequence(tok, "The quick brown fox jumps over")
+    seq = generation_prompt(tok, "The quick brown fox jumps over")
     gen = TextGenerator(model, tok, greedy=True, eos_id=None)
     gen.feed(seq)
     free = list(gen.generate(12))
@@ -180,13 +180,15 @@ def test_top_k_and_text_only():
 
 def test_pair_stops_at_local_positions(tok):
     model = scrambled_model(max_local_positions=12)
-    seq = prompt_sequence(tok, "Q: red?", image())  # 4 patches and the question's tokens
+    seq = generation_prompt(tok, "Q: red?", image())  # 4 patches and the question's tokens
     gen = TextGenerator(model, tok, greedy=True, eos_id=None)
     gen.feed(seq)
     tokens = list(gen.generate(20))
     assert len(tokens) == 12 - len(seq) and gen.stop_reason == LOCAL_POSITIONS
     with pytest.raises(ValueError, match="local positions"):
-        TextGenerator(model, tok).feed(prompt_sequence(tok, "a much longer question " * 3, image()))
+        TextGenerator(model, tok).feed(
+            generation_prompt(tok, "a much longer question " * 3, image())
+        )
 
 
 def test_text_stream_increments(tok):
@@ -226,7 +228,7 @@ def test_command_continues_text(checkpoint, model, tok, capsys):
     argv = ["--checkpoint", str(checkpoint), "--prompt", "The cat", "--greedy"]
     assert main([*argv, "--max-new-tokens", "6"]) == 0
     out, err = capsys.readouterr()
-    tokens, _, _ = run(model, tok, prompt_sequence(tok, "The cat"), 6, greedy=True)
+    tokens, _, _ = run(model, tok, generation_prompt(tok, "The cat"), 6, greedy=True)
     assert out == tok.decode(tok.encode("The cat").tolist() + tokens)[len("The cat") :] + "\n"
     assert "step 3" in err and "6 tokens, stopped: max new tokens" in err
 
@@ -239,7 +241,7 @@ def test_command_captions_a_resized_image(checkpoint, model, tok, tmp_path, caps
     out, err = capsys.readouterr()
     assert "100x50" in err and "resized 100x50 to 32x16 (aspect kept)" in err and "32x32" in err
     fitted = resize_and_pad(load_image(path), 32)
-    tokens, _, _ = run(model, tok, prompt_sequence(tok, "", fitted), 5, greedy=True)
+    tokens, _, _ = run(model, tok, generation_prompt(tok, "", fitted), 5, greedy=True)
     assert out == tok.decode(tokens) + "\n"
 
 

@@ -17,7 +17,7 @@ from gato.sequence import Kind
 from gato.text import get_text_tokenizer
 from gato.vl import hub, scenes
 from gato.vl.images import fit_image
-from gato.vl.sources import PairSource, ScenePool, StoredPool
+from gato.vl.sources import END_OF_TEXT_ID, PairSource, ScenePool, StoredPool
 from gato.vl.tasks import load_language_source
 from gato.vl.text_corpus import text_documents
 
@@ -114,7 +114,8 @@ def test_a_row_is_five_pairs_with_loss_on_text_only(tok):
         assert (part.kinds[16:] == Kind.TEXT).all()
         assert np.array_equal(part.loss_mask, part.kinds == Kind.TEXT)
         assert np.array_equal(part.local_positions, np.arange(len(part)))
-        assert tok.decode(part.tokens[16:]) == source.pool.text(i)
+        assert tok.decode(part.tokens[16:-1]) == source.pool.text(i)
+        assert part.tokens[-1] == END_OF_TEXT_ID == tok._sp.eos_id() and part.loss_mask[-1]
         image = scenes.Scene.from_id(source.pool.ids[i]).render()
         assert np.allclose(part.patches[0], (image[:16, :16] / 255.0 * 2 - 1) / 4, atol=1e-6)
 
@@ -166,7 +167,7 @@ def test_text_windows_are_all_targets_and_the_test_split_is_held_out(tmp_path, t
         DataConfig(data_dir=str(tmp_path), tasks=("text.corpus",), seq_len=96), "val"
     )
     assert len(sampler.sources[0]) == 170 and len(val.sources[0]) == 1
-    ids = [tok.encode(d) for d in train]
+    ids = [np.append(tok.encode(d), END_OF_TEXT_ID) for d in train]  # each ends with </s>
     for i in range(10):
         plan = sampler.describe(3, i)
         row = sampler.sequence(plan)

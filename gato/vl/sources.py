@@ -7,6 +7,11 @@ A row of more than L tokens is cropped to L at a uniformly random offset (the pa
 behaviour: the sampler cuts the window, as it does for episodes), a shorter one is right-padded.
 Each pair takes local positions 0 .. n - 1 and its own timestep index (0 .. 4).
 
+[decision] Every text (of a pair, and every document of a ``text.*`` task) ends with
+SentencePiece's end of text ``</s>`` (id 2), a loss target like the text: without it the token
+after a caption is the next image's first patch, which is never a target, so a model would not
+learn where a caption or an answer ends (``gato.generate`` stops at it).
+
 A row is a pure function of an integer key (drawn by the sampler from (seed, split, step, row)):
 the key seeds the choice of five examples, uniformly with replacement, among the split's.
 :class:`PairSource` serves rows from a pool of examples:
@@ -31,8 +36,19 @@ from gato.vl import scenes
 from gato.vl.images import NATURAL_IMAGE_SIZE, fit_image
 
 PAIRS_PER_ROW = 5
+END_OF_TEXT_ID = 2  # SentencePiece's </s> in tokenizers/gato_sp32000.model
 VL_FAMILY = "vl"
 MEASURE_SCENES = 512  # scenes whose texts size a scene source's longest pair (layout check)
+
+
+class EndOfText:
+    """A text tokenizer whose encodings end with END_OF_TEXT_ID (picklable if the inner one is)."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.append(self.tokenizer.encode(text), np.int64(END_OF_TEXT_ID))
 
 
 class ScenePool:
@@ -95,7 +111,7 @@ class PairSource:
         if pairs_per_row < 1:
             raise ValueError(f"pairs_per_row must be >= 1, got {pairs_per_row}")
         self.task, self.family = task, VL_FAMILY
-        self.pool, self.text_tokenizer = pool, text_tokenizer
+        self.pool, self.text_tokenizer = pool, EndOfText(text_tokenizer)
         self.pairs_per_row = pairs_per_row
         self.patches_per_image = (pool.image_size // PATCH_SIZE) ** 2
         self._lengths: OrderedDict[int, int] = OrderedDict()  # text tokens, recently used

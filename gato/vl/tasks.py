@@ -31,7 +31,7 @@ from pathlib import Path
 from gato.data_sources import Documents, split_counts
 from gato.vl.folders import find_index, read_image_folder, read_text_folder
 from gato.vl.hub import HUB_PAIR_CONFIGS, HUB_TEXT_CONFIGS, load_hub_pairs, load_hub_texts
-from gato.vl.sources import VL_FAMILY, PairSource, ScenePool, StoredPool
+from gato.vl.sources import VL_FAMILY, EndOfText, PairSource, ScenePool, StoredPool
 
 VL_PREFIX, TEXT_PREFIX = "vl.", "text."
 TEXT_FAMILY = "text"
@@ -106,7 +106,8 @@ def load_language_source(
         text_tokenizer = get_text_tokenizer()
     family = language_family(name)
     if family == TEXT_FAMILY:
-        return Documents(list(_documents(name, str(data_dir))), text_tokenizer, split, val_items)
+        texts = list(_documents(name, str(data_dir)))
+        return Documents(texts, EndOfText(text_tokenizer), split, val_items)
     if name == SCENES:
         return PairSource(name, ScenePool(split), text_tokenizer)
     examples = _pair_examples(name, str(data_dir))

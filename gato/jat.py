@@ -244,13 +244,42 @@ def shard_name(indices: Sequence[int]) -> str:
     return f"{SHARD_PREFIX}{min(indices):06d}-{max(indices):06d}{SHARD_SUFFIX}"
 
 
+class _CrashMidWrite(io.RawIOBase):
+    """A file for pyarrow to write into that calls `crash` (a test hook: SIGKILL) at pyarrow's
+    second write, once the first bytes are synced to disk: the file then holds the parquet magic
+    and a page header but no footer, as after a kill -9 in the middle of writing a shard."""
+
+    def __init__(self, f, crash) -> None:
+        self.f, self.crash, self.calls, self.written = f, crash, 0, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.written
+
+    def write(self, data) -> int:
+        n = self.f.write(data)
+        self.written += n
+        self.calls += 1
+        if self.calls == 2:
+            self.f.flush()
+            os.fsync(self.f.fileno())
+            self.crash()
+        return n
+
+
 def write_shard(
     folder: str | os.PathLike,
     episodes: Sequence[Episode],
     name: str | None = None,
     _crash_before_rename=None,
+    _crash_mid_write=None,
 ) -> Path:
-    """Write episodes as one parquet shard, atomically (temp file + ``os.replace``)."""
+    """Write episodes as one parquet shard, atomically (temp file + ``os.replace``).
+
+    Test hooks: ``_crash_before_rename()`` runs once the file is complete and synced,
+    ``_crash_mid_write()`` in the middle of pyarrow's writing (see _CrashMidWrite)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if name is None:
@@ -262,7 +291,8 @@ def write_shard(
     tmp = folder / f"{TMP_PREFIX}{os.getpid()}-{name}"
     table = episodes_to_table(episodes)
     with open(tmp, "wb") as f:
-        pq.write_table(table, f, compression="zstd", write_page_checksum=True)  # gato/shards.py
+        sink = f if _crash_mid_write is None else _CrashMidWrite(f, _crash_mid_write)
+        pq.write_table(table, sink, compression="zstd", write_page_checksum=True)  # gato/shards.py
         f.flush()
         os.fsync(f.fileno())  # the data is on disk before the name says it is complete
     if _crash_before_rename is not None:
@@ -339,111 +369,14 @@ def episode_to_sequence(episode: Episode, task_info, text_tokenizer=None, first_
     return tokenize_episode(obs, actions, task_info.obs_spec, spec, text_tokenizer, first_timestep)
 
 
-# --------------------------------------------------------------------------- the hub dataset
+# Reading the Hugging Face dataset lives in gato/jat_hub.py; its names stay importable from here
+# (imported on first use: it needs `datasets`, slow to import, and it imports this module).
+_HUB_NAMES = ("convert_image", "hub_row_to_episode", "load_hub_task")
 
 
-def convert_image(frame: np.ndarray, image_spec) -> np.ndarray:
-    """A hub frame -> the env's ImageSpec (H, W, C) uint8.
+def __getattr__(name: str):
+    if name in _HUB_NAMES:
+        from gato import jat_hub
 
-    JAT stores Atari observations as 84x84 grayscale stacks of the last 4 frames (channel 3 the
-    newest). Gato patches single frames whose sides are multiples of 16, and our envs emit RGB.
-    So: a spec with 4 channels keeps the stack; otherwise the newest frame is taken (colour is
-    lost and cannot be recovered), resized bilinearly to the spec's height and width, and repeated
-    over the spec's channels. Frames that already have the spec's channels are only resized.
-    """
-    from PIL import Image
-
-    frame = np.asarray(frame)
-    if frame.ndim == 3 and frame.shape[0] == 4 and frame.shape[2] != 4:
-        frame = np.moveaxis(frame, 0, -1)  # channels-first stacks (4, 84, 84)
-    if frame.ndim == 2:
-        frame = frame[:, :, None]
-    h, w, c = image_spec.height, image_spec.width, image_spec.channels
-    if frame.shape[2] != c:
-        if frame.shape[2] == 4 and c in (1, 3):
-            frame = frame[:, :, 3:4]  # the newest frame of the stack
-        elif frame.shape[2] == 3 and c == 1:
-            frame = np.asarray(Image.fromarray(frame).convert("L"))[:, :, None]
-        elif frame.shape[2] != 1:
-            raise ValueError(f"cannot convert a {frame.shape} frame to {image_spec}")
-    if frame.shape[:2] != (h, w):
-        planes = [
-            np.asarray(Image.fromarray(frame[:, :, i]).resize((w, h), Image.BILINEAR))
-            for i in range(frame.shape[2])
-        ]
-        frame = np.stack(planes, axis=-1)
-    if frame.shape[2] == 1 and c != 1:
-        frame = np.repeat(frame, c, axis=2)
-    return frame.astype(np.uint8, copy=False)
-
-
-def hub_row_to_episode(row: Mapping[str, Any], task_info, index: int | None = None) -> Episode:
-    """A ``jat-project/jat-dataset`` row -> an Episode in the env's specs (see convert_image)."""
-    from gato.specs import ImageSpec
-
-    ep = Episode.from_row(row, task=task_info.name)
-    ep.episode_index = index if ep.episode_index is None else ep.episode_index
-    image_spec = task_info.obs_spec.get(IMAGE_OBS)
-    if isinstance(image_spec, ImageSpec) and IMAGE_OBS in ep.observations:
-        ep.observations[IMAGE_OBS] = np.stack(
-            [convert_image(f, image_spec) for f in ep.observations[IMAGE_OBS]]
-        )
-    for key, leaf in task_info.obs_spec.items():
-        if key == IMAGE_OBS or key == TEXT_OBS or key not in ep.observations:
-            continue
-        got = ep.observations[key].shape[1:]
-        if int(np.prod(got)) != int(np.prod(leaf.shape)):
-            raise ValueError(
-                f"hub {key} of {task_info.name!r} has per-step shape {got}, "
-                f"the env's spec says {leaf.shape}"
-            )
-    ep.extra["source"] = f"hub:{HUB_REPO}/{task_info.jat_name}"
-    return ep
-
-
-def load_hub_task(
-    jat_config_name: str,
-    split: str = "train",
-    cache_dir: str | None = None,
-    local_path: str | os.PathLike | None = None,
-    task_info=None,
-    max_episodes: int | None = None,
-) -> Iterator[Episode]:
-    """Episodes of one JAT config (e.g. ``metaworld-assembly``), converted to our env's specs.
-
-    With ``local_path`` (a folder written by ``Dataset.save_to_disk``, a parquet file, or a
-    folder of parquet files in the JAT format) nothing is downloaded; otherwise the data comes
-    from ``datasets.load_dataset("jat-project/jat-dataset", jat_config_name)`` (needs internet
-    the first time, then ``cache_dir``). ``task_info`` defaults to ``gato.envs.get_task``.
-    """
-    import datasets
-
-    if task_info is None:
-        from gato.envs import get_task
-
-        task_info = get_task(jat_config_name)
-    streaming = max_episodes is not None and local_path is None
-    if local_path is not None:
-        path = Path(local_path)
-        if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
-            ds = datasets.load_from_disk(str(path))
-            if isinstance(ds, datasets.DatasetDict):
-                ds = ds[split]
-        else:
-            files = (
-                [str(path)] if path.is_file() else sorted(str(p) for p in path.rglob("*.parquet"))
-            )
-            if not files:
-                raise FileNotFoundError(f"no parquet files or saved dataset under {path}")
-            ds = datasets.load_dataset(
-                "parquet", data_files={split: files}, split=split, cache_dir=cache_dir
-            )
-    else:
-        # The real hub path: one config per task, episodes as rows (GATO_SPEC.md section 11).
-        ds = datasets.load_dataset(
-            HUB_REPO, jat_config_name, split=split, cache_dir=cache_dir, streaming=streaming
-        )
-    for i, row in enumerate(ds):
-        if max_episodes is not None and i >= max_episodes:
-            break
-        yield hub_row_to_episode(row, task_info, index=i)
+        return getattr(jat_hub, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,6 +32,9 @@ from gato.shards import quarantine, read_table, shard_rows, verify_shard
 # between writing the temporary shard that holds it and renaming it.
 CRASH_AT_EPISODE_ENV = "GATO_COLLECT_CRASH_AT_EPISODE"
 CRASH_IN_WRITE_ENV = "GATO_COLLECT_CRASH_IN_WRITE"
+KILL_MID_WRITE_ENV = "GATO_COLLECT_KILL_MID_WRITE"
+"""Test hook: SIGKILL the process writing the shard holding this episode index, in the middle of
+pyarrow's writing of the parquet file (gato.jat.write_shard), in a worker or the main process."""
 
 
 # --------------------------------------------------------------------------- one episode
@@ -161,7 +164,13 @@ def run_job(job: Job, report: Callable[[int], None] | None = None) -> list[dict]
             if os.environ.get(CRASH_IN_WRITE_ENV)
             else None
         )
-        write_shard(job.folder, episodes, _crash_before_rename=hook)
+        kill = os.environ.get(KILL_MID_WRITE_ENV)
+        mid = (
+            (lambda: os.kill(os.getpid(), signal.SIGKILL))
+            if kill is not None and int(kill) in job.indices
+            else None
+        )
+        write_shard(job.folder, episodes, _crash_before_rename=hook, _crash_mid_write=mid)
     return out
 
 

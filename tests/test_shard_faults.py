@@ -183,3 +183,45 @@ def test_training_on_a_damaged_shard_is_one_line_naming_it(data, tmp_path, damag
     errors = [line for line in out.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and errors[0].startswith("python -m gato.train: error: "), errors
     assert f"cannot read shard {victim}: it is damaged" in errors[0], errors
+
+
+@pytest.mark.slow  # two collection commands (and, with 2 workers, their spawned workers)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kill_9_in_the_middle_of_a_shard_write_then_resume(pristine, tmp_path, workers):
+    """Issue 13 item 9: SIGKILL while pyarrow is writing a shard (the writer is the command
+    itself with 1 worker, a spawned worker with 2). The half-written file (a parquet header, no
+    footer) never counts: the folder stays incomplete, the rerun removes it, collects those
+    episodes again and ends with the same shards as a collection never interrupted."""
+    from gato.collect_workers import KILL_MID_WRITE_ENV
+    from gato.data_sources import list_complete_tasks
+
+    cmd = [sys.executable, "-m", "gato.collect", "--task", TASK, "--episodes", "6",
+           "--workers", str(workers), "--shard-size", "2", "--random-episodes", "1",
+           "--max-steps", "30", "--data-dir", str(tmp_path), "--no-progress"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env.pop("GATO_DEBUG", None)
+    killed = subprocess.run(cmd, cwd=REPO, env={**env, KILL_MID_WRITE_ENV: "2"},
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    folder = tmp_path / TASK
+    if workers == 1:  # the command itself died in the write
+        assert killed.returncode == -9, killed.stderr[-3000:]
+    else:  # the worker died in the write; the command says so in one line
+        assert killed.returncode == 1, killed.stderr[-3000:]
+        assert "python -m gato.collect: error: a worker died while collecting" in killed.stderr
+    (partial,) = folder.glob(".tmp-*-episodes-000002-000003.parquet")
+    whole = (pristine / TASK / "episodes-000002-000003.parquet").stat().st_size
+    assert 0 < partial.stat().st_size < whole
+    with pytest.raises(Exception, match="magic bytes not found in footer"):
+        pq.read_metadata(partial)  # killed during pyarrow's write, not between write and rename
+    assert "episodes-000002-000003.parquet" not in [p.name for p in shard_paths(folder)]
+    assert list_complete_tasks(tmp_path) == []  # nothing trains on the folder meanwhile
+
+    rerun = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert not list(folder.glob(".tmp-*")) and not (folder / ".lock").exists()
+    assert [p.name for p in shard_paths(folder)] == [p.name for p in shard_paths(pristine / TASK)]
+    for shard in shard_paths(folder):
+        assert pq.read_table(shard).equals(pq.read_table(pristine / TASK / shard.name)), shard
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["complete"] and meta["episode_indices"] == list(range(6))
+    assert list_complete_tasks(tmp_path) == [TASK]

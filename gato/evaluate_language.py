@@ -9,10 +9,11 @@
     print(format_language_report(results))
 
 Answers and captions are generated greedily through gato.text_generator (the KV cache acting
-uses), each image fitted to the model's image size (gato/images.py). A question is asked as the
-pair `[image patches, "Q: <question> A:"]`, JAT's OK-VQA text layout; a caption is sampled after
-the image's patches alone. Generation stops at end of text or after `max_new_tokens`; the report
-counts how many stopped at end of text (a model that never learned to end its text runs on).
+uses), each image at the size training reads it (gato.images.image_size_for, or `image_size`).
+A question is asked as the pair `[image patches, "Q: <question> A:"]`, JAT's OK-VQA text layout;
+a caption is sampled after the image's patches alone. Generation stops at end of text (training
+ends every text with it, gato/vl/sources.py) or after `max_new_tokens`; the report counts how
+many stopped at end of text.
 
 Text: bits per byte of held-out documents (:func:`model_bits_per_byte`), each token scored once
 with a full window of context where the document allows (windows of `context_tokens` tokens,
@@ -130,11 +131,12 @@ def generate_text(
     return text_tokenizer.decode(ids).strip(), gen.stop_reason
 
 
-def _image(image, size: int) -> np.ndarray:
-    from gato.images import load_image, resize_and_pad
+def _image(image, size: int | None) -> np.ndarray:
+    """An image (array or file) at the size the model reads it (gato.images.image_size_for)."""
+    from gato.images import image_size_for, load_image, resize_and_pad
 
     array = load_image(image) if isinstance(image, str | Path) else np.asarray(image, np.uint8)
-    return array if array.shape[:2] == (size, size) else resize_and_pad(array, size)
+    return resize_and_pad(array, image_size_for(array, size))
 
 
 def evaluate_language(
@@ -159,16 +161,12 @@ def evaluate_language(
     unigram baseline's train split (none: no unigram row); train_vqa: the majority baseline's
     train split, (image, question, answer[, type]) with the image unused (None: leave-one-out).
     Returns {'vqa': ..., 'captions': ..., 'text': ...} for the parts given, plus 'samples'."""
-    from gato.generate import checkpoint_image_size
-    from gato.images import DEFAULT_IMAGE_SIZE
-
     if isinstance(checkpoint, str | Path):
         from gato.checkpoint import load_model
 
-        model, ckpt = load_model(checkpoint, device=device)
-        size = image_size or checkpoint_image_size(ckpt.state) or DEFAULT_IMAGE_SIZE
+        model, _ = load_model(checkpoint, device=device)
     else:
-        model, size = checkpoint.eval(), image_size or DEFAULT_IMAGE_SIZE
+        model = checkpoint.eval()
     if text_tokenizer is None:
         from gato.text import get_text_tokenizer
 
@@ -177,7 +175,7 @@ def evaluate_language(
 
     def ask(image, prompt):
         return generate_text(
-            model, text_tokenizer, _image(image, size), prompt, max_new_tokens, context_tokens
+            model, text_tokenizer, _image(image, image_size), prompt, max_new_tokens, context_tokens
         )
 
     if vqa:

@@ -11,9 +11,10 @@ why generation stopped go to stderr. Tokens are sampled through the KV cache, as
 text (SentencePiece's EOS, id 2) or after --max-new-tokens.
 
 An image and its prompt are one vision-language pair `[image patches, text]`, as training lays it
-out (spec section 12). An image whose size is not the one the model reads is resized, aspect kept,
-and padded with black to that square (gato/images.py), with a note on stderr. That size is
---image-size, else the checkpoint's recorded data `image_size`, else 80 (spec section 2's frame).
+out (spec section 12). An image is read at the size training reads such an image (gato/images.py):
+a 64x64 or 128x128 image as it is (a generated scene, a fitted photo), any other resized with its
+aspect kept and padded with black to 128x128, as training fits photos, with a note on stderr;
+--image-size sets another square size.
 
 Chat (--chat, text only): each line read from stdin is one user turn, fed as the document text
 "User: <line>\\nGato:"; the reply is sampled until it writes a newline, reaches end of text or
@@ -62,8 +63,8 @@ class GenerateArgs:
     seed: int = 0
     """seed of the sampling generator"""
     image_size: int | None = None
-    """side of the square image the model reads, a multiple of 16 (default: the checkpoint's
-    recorded image_size, else 80)"""
+    """side of the square the image is fitted to, a multiple of 16 (default: 64x64 and 128x128
+    images as they are, any other fitted to 128, as in training)"""
     context_tokens: int | None = None
     """attention window of the sliding memory (default: the model's block_size)"""
     no_cache: bool = False
@@ -98,16 +99,6 @@ def check_args(args: GenerateArgs) -> None:
         raise UserError("nothing to do: give --prompt TEXT, --image FILE (a caption) or --chat")
 
 
-def checkpoint_image_size(state: dict) -> int | None:
-    """The image size a checkpoint's training data recorded (`image_size` in the sampler's
-    data config, or at the top of its state), or None."""
-    config = ((state or {}).get("sampler") or {}).get("config") or {}
-    for size in (config.get("image_size"), (state or {}).get("image_size")):
-        if isinstance(size, int) and not isinstance(size, bool) and size > 0:
-            return size
-    return None
-
-
 def fit_image(image, size: int, path: str):
     """The image resized and padded to size x size if it is not already; a note on stderr."""
     from gato.images import describe_fit, resize_and_pad
@@ -116,7 +107,7 @@ def fit_image(image, size: int, path: str):
     if (height, width) == (size, size):
         return image
     print(
-        f"note: image {path} is {width}x{height}, this model reads {size}x{size} images: "
+        f"note: image {path} is {width}x{height}, the model reads it at {size}x{size}: "
         f"{describe_fit(height, width, size)}",
         file=sys.stderr,
     )
@@ -150,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     """The command; a mistake in its input is a UserError (one line, exit 2 via run_command)."""
     args, _ = parse_dataclass_args(GenerateArgs, argv, "python -m gato.generate", __doc__)
     check_args(args)
-    from gato.images import DEFAULT_IMAGE_SIZE, load_image
+    from gato.images import image_size_for, load_image
 
     image = load_image(args.image) if args.image is not None else None  # before the model
     import torch
@@ -191,8 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     if image is not None:
-        size = args.image_size or checkpoint_image_size(ckpt.state) or DEFAULT_IMAGE_SIZE
-        image = fit_image(image, size, args.image)
+        image = fit_image(image, image_size_for(image, args.image_size), args.image)
     if args.chat:
         return chat(generator, tokenizer, args)
     seq = generation_prompt(tokenizer, args.prompt or "", image)

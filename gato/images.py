@@ -1,13 +1,15 @@
-"""Images for the vision-language half: read a file, fit it to the size a model reads.
+"""Images a user gives a model (gato.generate, gato.evaluate_language): read, sized as training.
 
 Images are patched in 16x16 pieces (spec section 2), so a model reads images whose sides are
-multiples of 16. :func:`resize_and_pad` fits any image into a `size` x `size` square (a multiple of
-16) the way spec section 12 decides: scaled with its aspect ratio kept until its long side is
-`size`, then padded with black, centred, on the short side. :func:`load_image` reads a file as
-RGB uint8 (H, W, 3), any failure a UserError naming the file.
+multiples of 16. The fitting itself is training's (spec section 12 [decision], gato/vl/images.py):
+scaled, aspect kept, until the long side is the target side, then padded black and centred.
+Which side: the one training used for such an image (:func:`image_size_for`): a generated scene
+is drawn at 64x64 (gato.vl.scenes.IMAGE_SIZE) and read as it is; any other image is fitted to
+128x128 (gato.vl.images.NATURAL_IMAGE_SIZE), as the hub's and users' photos are in training.
 
-    image = load_image("photo.jpg")          # (H, W, 3) uint8
-    fitted = resize_and_pad(image, 80)       # (80, 80, 3) uint8, 25 patches
+    image = load_image("photo.jpg")                 # (H, W, 3) uint8
+    size = image_size_for(image)                    # 128 (64 for a 64x64 scene)
+    fitted = resize_and_pad(image, size)            # (128, 128, 3) uint8, 64 patches
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import numpy as np
 
 from gato.errors import UserError
 from gato.tokenizer import PATCH_SIZE
+from gato.vl.images import NATURAL_IMAGE_SIZE, fit_image
+from gato.vl.scenes import IMAGE_SIZE as SCENE_IMAGE_SIZE
 
-DEFAULT_IMAGE_SIZE = 80
-"""The side of the square images a model reads when its checkpoint records no size: spec section
-2's default frame (80 x 80 = 25 patches per image)."""
+TRAINED_SIZES = (SCENE_IMAGE_SIZE, NATURAL_IMAGE_SIZE)
+"""Square sizes training reads images at as they are (generated scenes, fitted photos)."""
 
 
 class ImageError(ValueError, UserError):
@@ -33,6 +36,15 @@ def check_image_size(size: int) -> int:
     if isinstance(size, bool) or int(size) != size or size < PATCH_SIZE or size % PATCH_SIZE:
         raise ValueError(f"an image size must be a positive multiple of {PATCH_SIZE}, got {size}")
     return int(size)
+
+
+def image_size_for(image: np.ndarray, size: int | None = None) -> int:
+    """The side a model reads `image` at: `size` if given, else the image's own side if it is a
+    square of a size training uses as is (TRAINED_SIZES), else NATURAL_IMAGE_SIZE."""
+    if size is not None:
+        return check_image_size(size)
+    height, width = np.shape(image)[:2]
+    return height if height == width and height in TRAINED_SIZES else NATURAL_IMAGE_SIZE
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -59,40 +71,16 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
 def fitted_shape(height: int, width: int, size: int) -> tuple[int, int]:
     """(h, w) of an image of `height` x `width` scaled, aspect kept, so its long side is `size`
-    (the short side rounded, and at least 1 pixel)."""
+    (as gato.vl.images.fit_image rounds it)."""
     scale = size / max(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def resize_and_pad(image: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, C) or (H, W) uint8 -> (size, size, C) uint8 (C = 1 for a 2-D image).
-
-    Scaled with bicubic resampling (Pillow; antialiased when shrinking) so the long side is
-    `size`, aspect kept, then centred on black: the padding is split evenly, the odd pixel going
-    below / to the right. An image already `size` x `size` is returned unchanged (a copy)."""
-    from PIL import Image
-
-    size = check_image_size(size)
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        raise ValueError(f"images must be uint8, got dtype {array.dtype}")
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3 or 0 in array.shape:
-        raise ValueError(f"expected an (H, W, C) image, got shape {array.shape}")
-    height, width, channels = array.shape
-    if (height, width) == (size, size):
-        return array.copy()
-    h, w = fitted_shape(height, width, size)
-    planes = [
-        np.asarray(Image.fromarray(array[:, :, c]).resize((w, h), Image.Resampling.BICUBIC))
-        for c in range(channels)  # one channel at a time: any channel count, same filter
-    ]
-    scaled = np.stack(planes, axis=-1)  # (h, w, C)
-    out = np.zeros((size, size, channels), np.uint8)
-    top, left = (size - h) // 2, (size - w) // 2
-    out[top : top + h, left : left + w] = scaled
-    return out
+    """(H, W), (H, W, 1|3|4) uint8 -> (size, size, 3) uint8 RGB: training's fitting
+    (gato.vl.images.fit_image: bicubic, aspect kept, centred on black). An image already
+    `size` x `size` is returned as it is."""
+    return fit_image(np.asarray(image), check_image_size(size))
 
 
 def describe_fit(height: int, width: int, size: int) -> str:

@@ -20,7 +20,7 @@ from PIL import Image
 from gato.checkpoint import save_checkpoint
 from gato.errors import UserError
 from gato.generate import main
-from gato.images import load_image, resize_and_pad
+from gato.images import image_size_for, load_image, resize_and_pad
 from gato.inputs import GatoInputs
 from gato.sequence import concatenate
 from gato.serialize import document_sequence, tokenize_image_text_pairs
@@ -209,11 +209,16 @@ def test_resize_and_pad():
     assert (out[:20] == 0).all() and (out[60:] == 0).all()  # 80x40, centred: 20 rows above/below
     assert out[20:60].std() > 10  # the picture is in the middle
     tall = resize_and_pad(np.full((64, 16), 200, np.uint8), 32)  # grayscale, 8x32 after scaling
-    assert tall.shape == (32, 32, 1) and (tall[:, :12] == 0).all() and (tall[:, 12:20] == 200).all()
+    assert tall.shape == (32, 32, 3) and (tall[:, :12] == 0).all() and (tall[:, 12:20] == 200).all()
     same = image(shape=(48, 48, 3))
     assert np.array_equal(resize_and_pad(same, 48), same)
     with pytest.raises(ValueError, match="multiple of 16"):
         resize_and_pad(img, 40)
+    # the size training reads an image at: scenes (64) and fitted photos (128) as they are
+    assert image_size_for(image(shape=(64, 64, 3))) == 64
+    assert image_size_for(image(shape=(128, 128, 3))) == 128
+    assert image_size_for(image(shape=(32, 32, 3))) == 128
+    assert image_size_for(img) == 128 and image_size_for(img, 48) == 48
 
 
 # ------------------------------------------------------------------------------ the command
@@ -243,6 +248,10 @@ def test_command_captions_a_resized_image(checkpoint, model, tok, tmp_path, caps
     fitted = resize_and_pad(load_image(path), 32)
     tokens, _, _ = run(model, tok, generation_prompt(tok, "", fitted), 5, greedy=True)
     assert out == tok.decode(tokens) + "\n"
+    assert main([*argv, "--max-new-tokens", "1"]) == 0  # no --image-size: fitted as in training
+    assert "resized 100x50 to 128x64 (aspect kept), padded with black to 128x128" in (
+        capsys.readouterr().err
+    )
 
 
 def test_command_chat(checkpoint, monkeypatch, capsys):
@@ -255,15 +264,14 @@ def test_command_chat(checkpoint, monkeypatch, capsys):
 
 def test_trained_model_captions_and_stops_at_end_of_text(tok, tmp_path, capsys):
     """A debug model trained a few steps on (image, caption, end of text) captions each image
-    through the command and stops at end of text; the checkpoint's image size is used."""
+    through the command and stops at end of text."""
     model, images, captions = caption_model(tok)
-    ckpt = save_checkpoint(
-        tmp_path / "run", 30, model.state_dict(), model.config, {"image_size": 32}
-    )
+    ckpt = save_checkpoint(tmp_path / "run", 30, model.state_dict(), model.config, {})
     for i, (img, caption) in enumerate(zip(images, captions, strict=True)):
         Image.fromarray(img).save(tmp_path / f"{i}.png")
         for cache in ([], ["--no-cache"]):
             argv = ["--checkpoint", str(ckpt), "--image", str(tmp_path / f"{i}.png"), "--greedy"]
+            argv += ["--image-size", "32"]  # the size it was trained at
             assert main([*argv, *cache]) == 0
             out, err = capsys.readouterr()
             assert out == caption + "\n"

@@ -48,6 +48,12 @@ QUESTION_PROMPT = "Q: {question} A:"
 """How a question is asked: JAT's ok-vqa text reads "Q: <question> A: <answer>"."""
 
 
+def question_prompt(question: str) -> str:
+    """'Q: <question> A:', or the question as it is if it already reads so."""
+    q = question.strip()
+    return q if q.startswith("Q:") and q.endswith("A:") else QUESTION_PROMPT.format(question=q)
+
+
 def window_spans(n: int, window: int, stride: int) -> list[tuple[int, int, int]]:
     """(start, end, first_scored) of the windows that score tokens 1..n-1 of an n-token document
     once each: windows of `window` tokens advancing by `stride`, each scoring the tokens past the
@@ -181,7 +187,7 @@ def evaluate_language(
     if vqa:
         types = [row[3] if len(row) > 3 else question_type(row[1]) for row in vqa]
         answers = [row[2] for row in vqa]
-        asked = [ask(row[0], QUESTION_PROMPT.format(question=row[1])) for row in vqa]
+        asked = [ask(row[0], question_prompt(row[1])) for row in vqa]
         scores = vqa_scores([p for p, _ in asked], answers, types)
         train_types = (
             [row[3] if len(row) > 3 else question_type(row[1]) for row in train_vqa]

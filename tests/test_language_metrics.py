@@ -15,6 +15,7 @@ from gato.evaluate_language import (
     evaluate_language,
     format_language_report,
     model_bits_per_byte,
+    question_prompt,
     window_spans,
 )
 from gato.inputs import GatoInputs
@@ -173,7 +174,7 @@ def test_evaluate_language(tok):
     vqa = [
         (images[0], "what colour is the cube?", "red", "colour"),
         (images[1], "what colour is the ball?", "red", "colour"),
-        (images[2], "how many cubes?", "2"),
+        (images[2], "Q: how many cubes? A:", "2"),  # already a prompt: asked as it is
     ]
     results = evaluate_language(
         model,
@@ -195,6 +196,8 @@ def test_evaluate_language(tok):
     assert len(results["samples"]) == 5
     text = results["text"]
     assert text["documents"] == 2 and text["unigram_bits_per_byte"] > 0
+    assert question_prompt("what is it? ") == "Q: what is it? A:"
+    assert question_prompt("Q: what is it? A:") == "Q: what is it? A:"
     report = format_language_report(results)
     assert "VQA accuracy (3 questions)" in report and "(unigram)" in report
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from gato.errors import DEBUG_FLAG, DEBUG_HELP
+from gato.errors import DEBUG_FLAG, DEBUG_HELP, OneLineParser
 
 _TYPES = {"int": int, "float": float, "str": str, "Path": Path}
 
@@ -43,7 +43,7 @@ def dataclass_parser(
     cls, prog: str, description: str | None, choices: Mapping[str, Sequence] | None = None
 ) -> argparse.ArgumentParser:
     """An argparse parser with a `--flag` per field of `cls`."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(  # a usage error is one line too, like every user error
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     docs = field_docs(cls)

@@ -47,7 +47,7 @@ from gato.collect_workers import (
     stored_summaries,
     verify_stored_shards,
 )
-from gato.errors import UserError, run_command
+from gato.errors import OneLineParser, UserError, run_command
 from gato.experts.noise import check_noise, noise_config
 from gato.jat import remove_temporary_files
 from gato.locks import folder_lock
@@ -119,9 +119,7 @@ class CollectArgs:
 PROG = "python -m gato.collect"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line (exit 2), without the usage block
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+_Parser = OneLineParser  # one line (exit 2), without the usage block
 
 
 def parse_args(argv: Sequence[str] | None = None) -> CollectArgs:

@@ -13,6 +13,7 @@ as well::
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -27,6 +28,14 @@ USER_ERROR_STATUS = 2
 
 class UserError(Exception):
     """A mistake in the user's input: printed as one line, exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors are one line too (`<prog>: error: ...`, exit 2),
+    without the usage block: --help shows it."""
+
+    def error(self, message):
+        self.exit(USER_ERROR_STATUS, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def one_line(message: object) -> str:

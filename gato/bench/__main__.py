@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from gato.bench import SUITES
+from gato.cli import add_debug_flag
+from gato.errors import OneLineParser, UserError, run_command
 
 
 def format_table(rows: list[dict]) -> str:
@@ -32,7 +34,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = OneLineParser(prog="python -m gato.bench", description=__doc__)
     parser.add_argument(
         "--suite",
         action="append",
@@ -48,9 +50,17 @@ def main(argv=None) -> None:
         default=Path("experiments/results/bench.json"),
         help="JSON file for the results (suites not run keep their old rows)",
     )
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
 
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    try:  # the rows of suites not run are kept: a file that is not such JSON is refused first
+        results = json.loads(args.out.read_text()) if args.out.exists() else {}
+        if not isinstance(results, dict):
+            raise ValueError(f"a JSON {type(results).__name__}, not an object of suites")
+    except (OSError, ValueError) as e:
+        raise UserError(
+            f"--out {args.out} cannot be read as the results file ({e}); name another file"
+        ) from None
     for name in args.suite or SUITES:
         module = importlib.import_module(f"gato.bench.{name}")
         print(f"\n== {name} ==", flush=True)
@@ -69,5 +79,5 @@ def main(argv=None) -> None:
     print(f"\nwrote {args.out}")
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # a user error is one line `python -m gato.bench: error: ...`
+    sys.exit(run_command(main, prog="python -m gato.bench"))

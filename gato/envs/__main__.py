@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
+import sys
 
+from gato.cli import add_debug_flag
 from gato.envs import FAMILIES, get_task, list_tasks
+from gato.errors import OneLineParser, run_command
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m gato.envs", description=__doc__)
+    parser = OneLineParser(prog="python -m gato.envs", description=__doc__)
     parser.add_argument("--list", action="store_true", help="list the registered tasks")
     parser.add_argument("--family", choices=FAMILIES, help="only this family's tasks")
     parser.add_argument(
@@ -16,6 +18,7 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="also print each task's JAT name, observation/action specs, limit",
     )
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if not args.list:
         parser.print_help()
@@ -36,5 +39,5 @@ def main(argv: list[str] | None = None) -> None:
             )
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # a user error is one line `python -m gato.envs: error: ...`, exit 2
+    sys.exit(run_command(main, prog="python -m gato.envs"))

@@ -13,6 +13,7 @@ positive reward.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 from multiprocessing import Pool
@@ -21,7 +22,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from gato.cli import add_debug_flag
 from gato.envs import FAMILIES, get_task, make_env
+from gato.errors import OneLineParser, UserError, run_command
 from gato.experts import expert_tasks, make_expert, make_random_policy
 
 
@@ -85,7 +88,10 @@ def resolve_tasks(names: list[str]) -> list[str]:
         if name in FAMILIES:
             tasks.extend(expert_tasks(name))
         else:
-            tasks.append(get_task(name).name)
+            try:
+                tasks.append(get_task(name).name)
+            except ValueError as e:  # its message names close matches
+                raise UserError(f"--tasks: {e} (or a family: {', '.join(FAMILIES)})") from None
     return list(dict.fromkeys(tasks))
 
 
@@ -111,7 +117,7 @@ def markdown_table(results: dict[str, dict[str, Measurement]], episodes: int) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m gato.experts.measure",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -127,7 +133,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     parser.add_argument("--out", type=Path, help="write the markdown table here")
     parser.add_argument("--list", action="store_true", help="list the tasks with an expert")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
+    for flag in ("episodes", "workers"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if args.list:
         for family in FAMILIES:
             print(f"# {family}: " + " ".join(expert_tasks(family)))
@@ -135,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.tasks:
         parser.error("give --tasks (task or family names) or --list")
     tasks = resolve_tasks(args.tasks)
+    if args.out is not None and args.out.is_dir():  # found before the rollouts, not after
+        raise UserError(f"--out {args.out} is a folder: name the markdown file to write")
     jobs = []
     for task in tasks:
         cap = args.max_episode_steps if get_task(task).family == "atari" else None
@@ -171,5 +183,5 @@ class _Serial:
         return map(fn, jobs)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # a user error is one line `python -m gato.experts.measure: error: ...`
+    sys.exit(run_command(main, prog="python -m gato.experts.measure"))

@@ -146,6 +146,13 @@ class TextTokenizer:
             )
         return self._sp.decode(arr.tolist())
 
+    @property
+    def eos_id(self) -> int | None:
+        """The end-of-text id (``</s>``; 2 in tokenizers/gato_sp32000.model), None if the model
+        has none. Captions, answers and text documents end with it in training."""
+        eos = int(self._sp.eos_id())
+        return eos if eos >= 0 else None
+
     def __len__(self) -> int:
         return self.vocab_size
 

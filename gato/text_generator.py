@@ -48,12 +48,9 @@ LOCAL_POSITIONS = "local positions"
 
 
 def eos_id_of(text_tokenizer) -> int | None:
-    """The SentencePiece end-of-text id of the project's tokenizer (2), or None if it has none."""
-    sp = getattr(text_tokenizer, "_sp", None)  # gato.text.TextTokenizer's processor
-    if sp is None:
-        return getattr(text_tokenizer, "eos_id", None)
-    eos = int(sp.eos_id())
-    return eos if eos >= 0 else None
+    """The end-of-text id of a text tokenizer (gato.text.TextTokenizer: 2), or None if it has
+    none."""
+    return getattr(text_tokenizer, "eos_id", None)
 
 
 def sample_text_token(

@@ -282,3 +282,11 @@ def test_train_script_on_local_hf_dataset(tmp_path: Path) -> None:
         assert sp.decode(ids) == s
     with pytest.raises(ValueError, match="32000"):
         TextTokenizer(out)
+
+
+def test_eos_id_is_the_end_of_text_the_sources_write():
+    from gato.vl.sources import END_OF_TEXT_ID
+
+    tok = get_text_tokenizer()
+    assert tok.eos_id == END_OF_TEXT_ID == 2
+    assert tok.decode([tok.eos_id]) == ""  # a control piece: it ends text, it is not text

@@ -95,6 +95,21 @@ CASES = [
     ("prompts", ("--task", "cartpole.balance", "--out", "{root}/p.txt"), ["--out", "format"]),
     ("demo", ("--tasks", "cartpole.balance,nope.x", "--out", "{root}/d"), ["--tasks", "nope.x"]),
     ("deploy", (*DEPLOY, "--max-steps", "x"), ["--max-steps", "invalid int value: 'x'"]),
+    (  # the probe: a 64-token context on BabyAI, whose timestep is 155 tokens
+        "deploy",
+        (
+            "--task",
+            "babyai.go-to-red-ball",
+            "--checkpoint",
+            "{ckpt}",
+            "--allow-unseen-task",
+            "--context-tokens",
+            "64",
+            "--max-steps",
+            "1",
+        ),
+        ["babyai.go-to-red-ball", "155 tokens", "64-token context"],
+    ),  # fmt: skip
     ("train", (*TRAIN, "--data-dir", "{root}/nope"), ["--data-dir", "does not exist"]),
     ("train", (*TRAIN, "--data-dir", "{root}/a-file"), ["--data-dir", "is a file"]),
     ("train", (*TRAIN, "--data-dir", "{root}/empty"), ["no collected tasks", "make data"]),

@@ -43,7 +43,7 @@ SAMPLE_TASKS = [
 
 def test_family_counts():
     counts = {family: len(list_tasks(family)) for family in FAMILIES}
-    assert counts == {"dmc": 49, "metaworld": 50, "babyai": 96, "atari": 57, "mujoco": 11}
+    assert counts == {"dmc": 49, "metaworld": 50, "babyai": 96, "atari": 57, "mujoco": 22}
     assert len(list_tasks()) == sum(counts.values())
 
 

@@ -79,8 +79,8 @@ def _jat_aliases() -> dict[str, str]:
         jat_name = babyai._jat_name(name.split(".", 1)[1])
         if jat_name:
             aliases[jat_name] = name
-    for short, entry in mujoco._TASKS.items():
-        aliases[entry[1]] = f"mujoco.{short}"
+    for robot, entry in mujoco._ROBOTS.items():
+        aliases[entry[0]] = f"mujoco.{robot}"  # the JAT (v4) layout, not mujoco.<robot>-v5
     return aliases
 
 

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from gato.envs.task import IMAGE_OBS, TaskInfo
-from gato.envs.wrappers import DictObservation, ResizeFrame
+from gato.envs.wrappers import DictObservation, IntAction, ResizeFrame
 from gato.specs import DiscreteSpec, ImageSpec
 
 FAMILY = "atari"
@@ -54,13 +54,6 @@ def task_info(name: str) -> TaskInfo:
         max_episode_steps=EPISODE_STEPS,
         env_id=f"ALE/{game}-v5",
     )
-
-
-class IntAction(gym.ActionWrapper):
-    """Accepts numpy integers and 0-d arrays as actions."""
-
-    def action(self, action):
-        return int(action)
 
 
 def make(

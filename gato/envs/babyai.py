@@ -15,11 +15,14 @@ Names: 'BabyAI-GoToRedBall-v0' -> 'babyai.go-to-red-ball' (digits stay with thei
 from __future__ import annotations
 
 import re
+import string
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.utils import RecordConstructorArgs
 
 from gato.envs.task import DISCRETE_OBS, TEXT_OBS, TaskInfo
+from gato.envs.wrappers import IntAction
 from gato.specs import DiscreteSpec, TextSpec
 
 FAMILY = "babyai"
@@ -30,6 +33,13 @@ NUM_ACTIONS = 7
 # Instructions need at most 4 navigations ('seq' of two 'and's, each of two), which bounds the
 # per-episode limit num_navs * room_size**2 * rooms of levels without a fixed limit.
 MAX_NAVIGATIONS = 4
+# Missions are minigrid's instruction grammar (babyai/core/verifier.py `surface`): lower-case
+# words (colours, object types, locations, verbs) joined by spaces, and ', then' between
+# sequenced instructions. Gymnasium's default Text charset is alphanumeric only, so without a
+# space and a comma no mission would be inside the observation space. The longest mission seen
+# over every level is 166 characters; 1024 leaves room.
+MISSION_CHARSET = string.ascii_lowercase + " ,"
+MISSION_MAX_LENGTH = 1024
 
 # JAT names one level differently from the rule above.
 _JAT_EXCEPTIONS = {"put-next-s7n4": "babyai-put-next"}
@@ -86,15 +96,16 @@ def task_info(name: str) -> TaskInfo:
     )
 
 
-class BabyAIObservation(gym.ObservationWrapper):
+class BabyAIObservation(gym.ObservationWrapper, RecordConstructorArgs):
     """minigrid's {'image', 'direction', 'mission'} -> JAT's discrete vector and mission text."""
 
     def __init__(self, env: gym.Env):
-        super().__init__(env)
+        RecordConstructorArgs.__init__(self)  # so that env.spec.make() re-applies it
+        gym.ObservationWrapper.__init__(self, env)
         self.observation_space = gym.spaces.Dict(
             {
                 DISCRETE_OBS: gym.spaces.Box(0, OBS_VALUES - 1, (OBS_SIZE,), np.int64),
-                TEXT_OBS: gym.spaces.Text(max_length=1024),
+                TEXT_OBS: gym.spaces.Text(MISSION_MAX_LENGTH, charset=MISSION_CHARSET),
             }
         )
 
@@ -102,13 +113,6 @@ class BabyAIObservation(gym.ObservationWrapper):
         direction = np.array([observation["direction"]], np.int64)
         view = np.asarray(observation["image"], np.int64).reshape(-1)
         return {DISCRETE_OBS: np.concatenate([direction, view]), TEXT_OBS: observation["mission"]}
-
-
-class IntAction(gym.ActionWrapper):
-    """Accepts numpy integers and 0-d arrays as actions (minigrid compares with Python ints)."""
-
-    def action(self, action):
-        return int(action)
 
 
 def make(

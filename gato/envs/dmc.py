@@ -131,13 +131,30 @@ class DMControlEnv(gym.Env):
         return self.dm_env.physics.render(height=height, width=width, camera_id=self.camera_id)
 
 
+# One Gymnasium id for every suite task (domain and task are keyword arguments), so that the
+# env has a spec like the other families' envs and `env.spec.make()` rebuilds it, wrappers and all.
+GYM_ID = "gato/DMControl-v0"
+
+
 def make(
     info: TaskInfo, seed: int | None = None, render_mode: str | None = None, **kwargs
 ) -> gym.Env:
+    if GYM_ID not in gym.registry:
+        gym.register(GYM_ID, entry_point=f"{__name__}:DMControlEnv")
     domain, task = info.name.split(".", 1)
-    env = DMControlEnv(domain, task, seed=seed, render_mode=render_mode, **kwargs)
+    env = gym.make(
+        GYM_ID,
+        domain=domain,
+        task=task,
+        seed=seed,
+        render_mode=render_mode,
+        disable_env_checker=True,  # checked in the tests (tests/test_env_checker.py) instead
+        **kwargs,
+    )
     low, high = env.action_space.low, env.action_space.high
     if not (np.all(low == -1.0) and np.all(high == 1.0)):
-        env = gym.wrappers.RescaleAction(env, -1.0, 1.0)  # quadruped: uneven actuator bounds
+        # quadruped: uneven actuator bounds. float32 bounds, the action space's dtype, so that
+        # the rescaled Box is not built by casting float64 bounds down (a Gymnasium warning).
+        env = gym.wrappers.RescaleAction(env, np.float32(-1.0), np.float32(1.0))
     env = DictObservation(env, CONTINUOUS_OBS, np.float32)
     return env

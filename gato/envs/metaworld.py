@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.utils import RecordConstructorArgs
 
 from gato.envs.task import CONTINUOUS_OBS, TaskInfo
 from gato.envs.wrappers import DictObservation
@@ -56,7 +57,7 @@ def task_info(name: str) -> TaskInfo:
     )
 
 
-class SeededTaskReset(gym.Wrapper):
+class SeededTaskReset(gym.Wrapper, RecordConstructorArgs):
     """Makes `reset(seed=s)` a function of `s` alone.
 
     Meta-World ignores the seed given to reset, and its task-sampling wrapper draws the task from
@@ -64,6 +65,10 @@ class SeededTaskReset(gym.Wrapper):
     Nothing else survives a reset: the chosen configuration fixes the goal and object positions
     (`set_task` freezes them), and the simulator is reset by `mj_resetData` (warm-start included).
     """
+
+    def __init__(self, env: gym.Env):
+        RecordConstructorArgs.__init__(self)  # so that env.spec.make() re-applies it
+        gym.Wrapper.__init__(self, env)
 
     def reset(self, *, seed: int | None = None, options=None):
         if seed is not None:
@@ -80,6 +85,11 @@ def make(
         "Meta-World/MT1",
         env_name=info.env_id,
         seed=TASK_SET_SEED,  # the task's configuration list; never the caller's seed (see above)
+        # MT1 puts its own TimeLimit inside the env it returns, which makes `env.spec` report
+        # max_episode_steps=500, so `env.spec.make()` adds a second, outer TimeLimit. Asking for
+        # that outer one here as well keeps the built and the rebuilt wrapper stacks identical
+        # (both limits are 500 steps, so episodes are unchanged).
+        max_episode_steps=EPISODE_STEPS,
         render_mode=render_mode,
         disable_env_checker=True,
         **kwargs,

@@ -55,10 +55,13 @@ def convert_image(frame: np.ndarray, image_spec) -> np.ndarray:
 
 def hub_row_to_episode(row: Mapping[str, Any], task_info, index: int | None = None) -> Episode:
     """A ``jat-project/jat-dataset`` row -> an Episode in the env's specs (see convert_image)."""
+    from gato.envs.jat_configs import from_jat_actions
     from gato.specs import ImageSpec
 
     ep = Episode.from_row(row, task=task_info.name)
     ep.episode_index = index if ep.episode_index is None else ep.episode_index
+    # Atari: JAT's minimal-action-set indices -> this env's full-set ids (issue 15).
+    ep.actions = from_jat_actions(task_info, ep.actions)
     image_spec = task_info.obs_spec.get(IMAGE_OBS)
     if isinstance(image_spec, ImageSpec) and IMAGE_OBS in ep.observations:
         ep.observations[IMAGE_OBS] = np.stack(
@@ -94,6 +97,9 @@ def load_hub_task(
     """
     import datasets
 
+    from gato.envs.jat_configs import require_supported
+
+    require_supported(jat_config_name)  # a config whose layout cannot match: one-line UserError
     if task_info is None:
         from gato.envs import get_task
 

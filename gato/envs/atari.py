@@ -13,6 +13,8 @@ lower-case game names: 'atari.pong', 'atari.spaceinvaders', 'atari.montezumareve
 
 from __future__ import annotations
 
+from functools import cache
+
 import gymnasium as gym
 import numpy as np
 
@@ -86,3 +88,22 @@ def make(
     if seed is not None:
         env.action_space.seed(seed)
     return env
+
+
+@cache
+def minimal_action_set(name: str) -> tuple[int, ...]:
+    """The game's minimal action set, as ids of the full 18-action set this registry uses.
+
+    JAT recorded Atari with ALE's default minimal action set (jat/eval/rl/core.py `make_atari`
+    does not ask for the full set, and its policy reads `logits[:action_space.n]`), so a hub
+    action `i` of a game is this tuple's `i`-th entry here: Pong's 6 actions are full-set ids
+    (0, 1, 3, 4, 11, 12), NOOP FIRE RIGHT LEFT RIGHTFIRE LEFTFIRE.
+    """
+    import ale_py
+
+    gym.register_envs(ale_py)
+    env = gym.make(task_info(name).env_id, full_action_space=False, disable_env_checker=True)
+    try:
+        return tuple(action.value for action in env.unwrapped.ale.getMinimalActionSet())
+    finally:
+        env.close()

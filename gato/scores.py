@@ -80,8 +80,43 @@ def table_from_data(data_dir: str | Path, old: Mapping[str, dict] | None = None)
             "expert_episodes": meta["episodes"],
             "random_episodes": len(meta.get("random_returns", [])),
             "success_rate": meta.get("success_rate"),
+            "source": entry_source(meta),
         }
     return table
+
+
+# What the shipped entries written before sources were recorded came from (gato.collect's experts).
+_UNRECORDED = "collected here by gato.collect (expert and random policies); source not recorded"
+
+
+def entry_source(meta: Mapping) -> dict:
+    """Where a task's two returns came from (issue 15 item 4), from its metadata.json.
+
+    The expert return is always the windowed formula over the folder's episodes; those episodes
+    are the hub's when the metadata says `"source": "hub:<repo>/<config>"` (data streamed from the
+    JAT dataset), else gato.collect's expert's. The random return is measured here, by rollouts of
+    the uniformly random policy in the task's env, which is named with its package versions.
+    """
+    episodes = meta.get("source") or "gato.collect's expert, here"
+    window = meta.get("expert_window")
+    source = {
+        "expert": f"windowed expert return (window {window}) over {meta['episodes']} episodes "
+        f"from {episodes}",
+        "random": f"mean of {len(meta.get('random_returns', []))} random-policy rollouts here",
+    }
+    try:
+        from gato.envs.jat_configs import reference_env
+
+        source["env"] = reference_env(meta["task"])
+    except (ValueError, KeyError):  # not a registered task (a user's own folder): no env to name
+        pass
+    return source
+
+
+def score_source(task: str, table: Mapping[str, dict] | None = None) -> dict:
+    """Where the table's returns for `task` came from (entries older than this field: collected)."""
+    entry = _entry(task, table)
+    return dict(entry.get("source") or {"expert": _UNRECORDED, "random": _UNRECORDED})
 
 
 def source_table_path() -> Path:
@@ -97,7 +132,8 @@ def write_table(table: Mapping[str, dict], path: str | Path) -> None:
         {
             "about": "Per-task returns for normalized scores: 'expert' = the best mean return over "
             "W = max(1, min(1000, N // 10)) consecutive collected expert episodes, 'random' "
-            "= the mean return of a uniformly random policy. Refresh with "
+            "= the mean return of a uniformly random policy; 'source' says where each came from "
+            "(the hub's episodes or this project's collection; rollouts here). Refresh with "
             "`python -m gato.scores --update-from DATA_DIR`.",
             "tasks": dict(sorted(table.items())),
         },

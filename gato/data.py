@@ -35,6 +35,7 @@ import numpy as np
 
 from gato.data_errors import NoDataError, UnknownTaskError, no_folder, resolve_task
 from gato.data_loader import make_loader
+from gato.data_mixture import FAMILY_WEIGHTS, HELD_OUT_TASKS, TEXT, resolve_weights
 from gato.data_sources import (
     Documents,
     MemoEncoder,
@@ -61,23 +62,7 @@ __all__ = [
     "resolve_weights",
 ]
 
-TEXT = "text"  # task and family name of text documents
 SPLITS = ("train", "val")
-# Held out from pretraining for the fine-tuning experiments (GATO_SPEC.md section 9): an empty
-# `tasks` (the default mix) never includes them, even when their data is in the folder; naming
-# them in `tasks` trains on them on purpose (as fine-tuning does).
-HELD_OUT_TASKS = ("cartpole.swingup", "metaworld.assembly", "atari.boxing")
-# Gato's Table 1 sample weights (percent) of the datasets each family here stands in for. The
-# default weight of a family is split equally among its tasks in the mix.
-FAMILY_WEIGHTS = {
-    "atari": 9.5,  # ALE Atari
-    "babyai": 9.06,  # BabyAI
-    "dmc": 4.62,  # DM Control Suite (state observations)
-    "metaworld": 8.96,  # Meta-World
-    "mujoco": 8.23,  # Modular RL: MuJoCo locomotion, the closest dataset of Table 1
-    TEXT: 6.7,  # MassiveText
-    "vl": 8.0,  # the rest of Table 1's 14.7% vision/language (gato/vl/tasks.py)
-}
 
 
 @dataclass
@@ -147,36 +132,6 @@ class SamplePlan:
     prompt_episode: int | None = None  # episode_index the prompt comes from
     prompt_start: int = 0
     prompt_length: int = 0
-
-
-def resolve_weights(families: dict[str, str], task_weights: dict[str, float]) -> dict[str, float]:
-    """Unnormalized weight of every task (see DataConfig.task_weights); families: task -> family."""
-    present = set(families.values())
-    for key, w in task_weights.items():
-        if key not in families and key not in present:
-            kind = "family" if key in FAMILY_WEIGHTS else "task"
-            raise ValueError(
-                f"task_weights names {kind} {key!r}, which has no data in this mix (tasks: "
-                f"{', '.join(sorted(families))}); {MAKE_DATA_HINT}, or add it to `tasks`"
-            )
-        if not w >= 0:
-            raise ValueError(f"task_weights[{key!r}] must be >= 0, got {w}")
-    out = {}
-    for task, family in families.items():
-        if task in task_weights:
-            out[task] = float(task_weights[task])
-            continue
-        if family in task_weights:
-            family_weight = float(task_weights[family])
-        elif family in FAMILY_WEIGHTS:
-            family_weight = FAMILY_WEIGHTS[family]
-        else:
-            raise ValueError(f"no default weight for family {family!r}: give task_weights")
-        sharing = [t for t, f in families.items() if f == family and t not in task_weights]
-        out[task] = family_weight / len(sharing)
-    if not sum(out.values()) > 0:
-        raise ValueError(f"every task has weight 0: {out}")
-    return out
 
 
 class SequenceSampler:

@@ -12,6 +12,11 @@ spawned worker processes, each stepping --num-envs environments with one batched
 forward per action token for all of them, gato/rollout.py); rollout i of a task always uses seed
 --seed + 2,000,000 + i (disjoint from collection seeds) and its own sampling generator, so
 results do not depend on --workers or --num-envs.
+
+Vision-language and text tasks (`vl.*`, `text.*`) in the task list are not rolled out: the
+checkpoint captions and answers questions about --vl-examples held-out generated scenes and scores
+the held-out text corpus in bits per byte, each metric beside its baseline (gato/evaluate_vl.py);
+the report gains those rows.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 
 from gato.cli import check_at_least, check_data_dir, load_user_checkpoint, parse_dataclass_args
 from gato.errors import UserError, run_command
+from gato.evaluate_report import THRESHOLDS, _pct, markdown_report, plot_report  # noqa: F401
 from gato.evaluate_workers import PolicyOptions
 from gato.rollout import RolloutJob
 
@@ -39,7 +45,6 @@ DEFAULT_RUNS_DIR = "runs"
 # more from 8 to 32; 16 takes most of that and keeps a 79M model's cache under 1 GB.
 DEFAULT_NUM_ENVS = 16
 EVAL_SEED_OFFSET = 2_000_000  # collection uses seeds from 0, random-policy returns 1,000,000+
-THRESHOLDS = (0.5, 0.8)
 
 
 @dataclass
@@ -84,6 +89,12 @@ class EvaluateArgs:
     """where to look for the newest checkpoint when --checkpoint is not given"""
     no_progress: bool = False
     """no progress bar"""
+    vl_examples: int = 200
+    """held-out generated scenes (test split) captioned or asked about, for vl.* tasks"""
+    text_documents: int | None = None
+    """held-out corpus documents scored in bits per byte, for text.* tasks (default: all 18)"""
+    vl_max_new_tokens: int = 48
+    """most tokens generated per caption or answer"""
 
 
 # ------------------------------------------------------------------ aggregation (pure)
@@ -140,74 +151,6 @@ def aggregate(rows: Sequence[Mapping]) -> dict:
     for t in THRESHOLDS:
         out[f"share_above_{round(100 * t)}"] = float(np.mean(scores >= t)) if scored else None
     return out
-
-
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
-def markdown_report(report: Mapping) -> str:
-    """The per-task table, the per-domain means and the 50% / 80% shares as markdown."""
-    agg = report["aggregate"]
-    lines = [
-        f"# Evaluation of `{report['checkpoint']}`",
-        "",
-        f"{report['episodes']} rollouts per task, {report['policy']}; normalized score: "
-        "0% = uniformly random policy, 100% = expert.",
-        "",
-        "| task | domain | rollouts | mean return | std | normalized | success |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in report["tasks"]:
-        lines.append(
-            f"| {r['task']} | {r['family']} | {r['episodes']} | {r['mean_return']:.3f} | "
-            f"{r['std_return']:.3f} | {_pct(r['normalized_score'])} | {_pct(r['success_rate'])} |"
-        )
-    lines += ["", "| domain | tasks | mean normalized |", "|---|---:|---:|"]
-    for fam, v in agg["per_family"].items():
-        lines.append(f"| {fam} | {v['tasks']} | {_pct(v['mean_normalized_score'])} |")
-    lines += [
-        "",
-        f"Tasks with a score: {agg['tasks_scored']} of {agg['tasks']}; mean "
-        f"{_pct(agg['mean_normalized_score'])}, median {_pct(agg['median_normalized_score'])}; "
-        f"at or above 50% of expert: {_pct(agg['share_above_50'])}; at or above 80%: "
-        f"{_pct(agg['share_above_80'])}.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def plot_report(report: Mapping, path: str | Path) -> Path:
-    """A bar chart of the normalized score per task, coloured by domain, with 50%/80% lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = report["tasks"]
-    families = sorted({r["family"] for r in rows})
-    colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(families)}
-    values = [100 * (r["normalized_score"] or 0.0) for r in rows]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(rows) + 2), 4.5))
-    ax.bar(range(len(rows)), values, color=[colours[r["family"]] for r in rows])
-    for t in THRESHOLDS:
-        ax.axhline(100 * t, color="grey", linestyle="--", linewidth=0.8)
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(rows)), [r["task"] for r in rows], rotation=45, ha="right")
-    ax.set_ylabel("expert-normalized score (%)")
-    ckpt = Path(report["checkpoint"])
-    name = f"{ckpt.parent.parent.name}/{ckpt.name}" if ckpt.parent.name == "checkpoints" else ckpt
-    ax.set_title(f"{name}: {report['episodes']} rollouts per task")
-    for i, r in enumerate(rows):
-        if r["normalized_score"] is None:
-            ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=8)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[f]) for f in families]
-    ax.legend(handles, families, fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
 
 
 # ------------------------------------------------------------------------------ rollouts
@@ -307,6 +250,9 @@ def main(argv: list[str] | None = None) -> dict:
     ones = ("episodes", "workers", "demos", "num_envs", "max_steps", "context_tokens", "threads")
     check_at_least(args, {**dict.fromkeys(ones, 1), "temperature": 0, "prompt_tokens": 0})
     check_data_dir(args.data_dir)
+    from gato import evaluate_vl
+
+    evaluate_vl.check_language_args(args.vl_examples, args.text_documents)
     from gato.checkpoint import CheckpointError, checkpoint_tasks, newest_checkpoint
     from gato.deploy import check_bf16, task_by_flag
     from gato.layout_check import LayoutError, check_tasks_fit
@@ -321,7 +267,8 @@ def main(argv: list[str] | None = None) -> dict:
     if not names:
         raise UserError(f"{ckpt.path} records no task list: pass --tasks")
     source = "--tasks" if args.tasks else f"the task list of {ckpt.path}"
-    infos = [task_by_flag(t.strip(), source) for t in names if t.strip()]
+    control, language = evaluate_vl.split_tasks(names)  # vl.* and text.*: evaluate_vl.py
+    infos = [task_by_flag(t, source) for t in control]
     try:
         check_tasks_fit(infos, ckpt.config, args.context_tokens)
         if args.bf16:
@@ -352,8 +299,13 @@ def main(argv: list[str] | None = None) -> dict:
         bf16=args.bf16,
     )
     start = time.time()
-    results = run_rollouts(
-        jobs, str(ckpt.path), options, args.workers, args.device, args.threads, not args.no_progress
+    progress = not args.no_progress
+    results = (
+        run_rollouts(
+            jobs, str(ckpt.path), options, args.workers, args.device, args.threads, progress
+        )
+        if jobs
+        else []
     )
     rows = []
     for info in infos:
@@ -376,6 +328,11 @@ def main(argv: list[str] | None = None) -> dict:
         "aggregate": aggregate(rows),
         "rollouts": results,
     }
+    if language:
+        report["language"] = evaluate_vl.evaluate_language_tasks(
+            ckpt.path, language, args.vl_examples, args.text_documents, args.vl_max_new_tokens,
+            args.context_tokens, args.device, args.threads,
+        )  # fmt: skip
     (out / "eval.json").write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
     md = markdown_report(report)
     (out / "eval.md").write_text(md)

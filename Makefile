@@ -12,7 +12,7 @@ HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 PYTEST_ARGS ?=
 DATA_DIR ?= data
 
-.PHONY: install demo test test-fast lint bench data scores train eval finetune fig9 reproduce-cpu ladder clean-venv
+.PHONY: install demo test test-fast lint bench data scores train eval finetune fig9 reproduce-cpu ladder vl-proof clean-venv
 
 install: $(STAMP)
 
@@ -120,6 +120,15 @@ reproduce-cpu: $(STAMP)
 LADDER_ARGS ?=
 ladder: $(STAMP)
 	$(BIN)/python experiments/ladder.py --task $(TASK) --data-dir $(DATA_DIR) $(LADDER_ARGS)
+
+## vl-proof: issue 14's proof (experiments/vl_proof.py, recipe experiments/presets/vl-proof.json):
+## three `small` Gatos of one budget (control + vision-language + text; control only; language
+## only), each trained, evaluated (normalized scores; captions, VQA, bits per byte against their
+## baselines), a table in experiments/results/vl-proof.md and a PNG of captioned held-out scenes.
+## About 2.5 hours on 2 cores (estimated; not run yet). VL_PROOF_ARGS='--stages eval,report ...'
+VL_PROOF_ARGS ?=
+vl-proof: $(STAMP)
+	$(BIN)/python experiments/vl_proof.py --data-dir $(DATA_DIR) $(VL_PROOF_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

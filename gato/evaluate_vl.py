@@ -229,14 +229,15 @@ def language_markdown(results: dict) -> str:
     for metric, model, base, name in language_rows(results):
         lines.append(f"| {metric} | {_f(model)} | {_f(base)} ({name}) |")
     samples = results.get("samples") or []
+    cell = lambda text: " ".join(str(text).split()).replace("|", "\\|")  # noqa: E731 (one cell)
     if samples:
         lines += ["", "| scene | prompt | truth | generated |", "|---:|---|---|---|"]
         for s in samples:
             prompt, truth = (s["question"], s["answer"]) if "question" in s else ("", s["caption"])
-            lines.append(f"| {s.get('scene_id', '')} | {prompt} | {truth} | {s['predicted']} |")
+            made = cell(s["predicted"])
+            lines.append(f"| {s.get('scene_id', '')} | {prompt} | {cell(truth)} | {made} |")
     for s in (results.get("text") or {}).get("samples", []):
-        prompt = s["prompt"].replace("\n", " ")
-        lines += ["", f"Continuation of `{prompt}`: `{s['generated'].replace(chr(10), ' ')}`"]
+        lines += ["", f"Continuation of `{cell(s['prompt'])}`: `{cell(s['generated'])}`"]
     return "\n".join(lines)
 
 

@@ -98,3 +98,24 @@ def test_ladder_end_to_end(tmp_path):
     assert [r.split(" | ")[0] for r in rows] == ["| cartpole.balance", "| cartpole.balance@greedy"]
     args = ladder.LadderArgs(recipe=str(variant))
     assert ladder.recipe_path(args) == variant
+
+
+@pytest.mark.slow  # collects and trains a few steps, then diagnoses the checkpoint
+def test_diagnose_imitation_runs_on_a_ladder_checkpoint(tmp_path, capsys):
+    import diagnose_imitation
+
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    (presets / "cartpole.balance.json").write_text(json.dumps(RECIPE))
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    argv = ["--task", "cartpole.balance", "--preset-dir", str(presets), "--data-dir", str(data)]
+    argv += ["--runs-dir", str(runs), "--threads", "1", "--stages", "data,train"]
+    assert ladder.main(argv) == 0
+    checkpoint = str(runs / "cartpole.balance" / "train")
+    args = ["--checkpoint", checkpoint, "--data-dir", str(data), "--episodes", "2"]
+    args += ["--early", "3", "--context", "64", "--steps", "6", "--print-every", "2"]
+    assert diagnose_imitation.main(args) == 0
+    out = capsys.readouterr().out
+    assert "teacher-forced, start of episodes (6 action tokens)" in out
+    assert "teacher-forced, later of episodes (6 action tokens)" in out
+    assert out.count("  t=") == 3 and "closed loop: return" in out and "over 6 steps" in out

@@ -22,7 +22,8 @@ documents show what text the model writes.
 
 [decision] Every ``vl.*`` task (a hub config, a user folder) is scored on the generated scenes and
 every ``text.*`` task on the shipped corpus: those held-out splits are fixed and never trained on,
-while the hub and folder sources have no test split here.
+while the hub and folder sources have no test split here. A checkpoint trained on --text-files
+records the task ``text``: it is scored on the corpus too.
 """
 
 from __future__ import annotations
@@ -37,14 +38,21 @@ BASELINE_EXAMPLES = 4000
 SAMPLES = 8  # generated captions and answers kept in the report
 CONTINUATIONS = 2  # held-out documents continued in the report
 CONTINUATION_PROMPT_CHARS = 160  # of each document, cut back to a word boundary
+TEXT_FILES_TASK = "text"  # gato.data's task name of --text-files documents
+
+
+def is_text_task(name: str) -> bool:
+    """A text.* task, or 'text': the --text-files documents, as gato.train records them."""
+    return name == TEXT_FILES_TASK or name.startswith("text.")
 
 
 def split_tasks(names: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(control tasks, vl.* and text.* tasks), each in the given order."""
+    """(control tasks, vl.*, text.* and 'text' tasks), each in the given order."""
     from gato.vl.tasks import is_language_task
 
     names = [n.strip() for n in names if n.strip()]
-    return [n for n in names if not is_language_task(n)], [n for n in names if is_language_task(n)]
+    language = [n for n in names if is_language_task(n) or is_text_task(n)]
+    return [n for n in names if n not in language], language
 
 
 def check_language_args(vl_examples: int, text_documents: int | None) -> None:
@@ -95,7 +103,7 @@ def evaluate_language_tasks(
     from gato.evaluate_language import evaluate_language, generate_text
     from gato.language_metrics import caption_scores
     from gato.vl.scenes import scene_examples
-    from gato.vl.tasks import TEXT_PREFIX, VL_PREFIX
+    from gato.vl.tasks import VL_PREFIX
     from gato.vl.text_corpus import text_documents as corpus
 
     start, before = time.time(), torch.get_num_threads()
@@ -112,7 +120,7 @@ def evaluate_language_tasks(
             checkpoint, _ = load_model(checkpoint, device=device)
         model = checkpoint.eval()
         has_vl = any(t.startswith(VL_PREFIX) for t in tasks)
-        has_text = any(t.startswith(TEXT_PREFIX) for t in tasks)
+        has_text = any(is_text_task(t) for t in tasks)
         data: dict = {}
         caps, questions, train = [], [], []
         if has_vl:

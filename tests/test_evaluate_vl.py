@@ -30,10 +30,10 @@ def tok():
 
 def test_split_tasks_and_argument_checks():
     control, language = evaluate_vl.split_tasks(
-        ["cartpole.balance", " vl.scenes", "text.corpus", "", "vl.ok-vqa", "babyai.open"]
+        ["cartpole.balance", " vl.scenes", "text.corpus", "", "vl.ok-vqa", "babyai.open", "text"]
     )
     assert control == ["cartpole.balance", "babyai.open"]
-    assert language == ["vl.scenes", "text.corpus", "vl.ok-vqa"]
+    assert language == ["vl.scenes", "text.corpus", "vl.ok-vqa", "text"]  # text: --text-files
     evaluate_vl.check_language_args(200, None)
     evaluate_vl.check_language_args(1, 18)
     with pytest.raises(UserError, match=r"--vl-examples must be in \[1, 100000\], got 0"):

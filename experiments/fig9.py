@@ -82,7 +82,9 @@ def parse(argv=None) -> tuple[Fig9Args, list[str]]:
 
     parser = dataclass_parser(Fig9Args, "python experiments/fig9.py", __doc__)
     known, rest = parser.parse_known_args(argv)
-    args = Fig9Args(**vars(known))
+    values = vars(known)
+    values.pop("_debug", None)  # every dataclass parser has --debug (gato.errors.run_command)
+    args = Fig9Args(**values)
     if not args.ckpt and args.no_scratch:
         parser.error("--no-scratch needs --ckpt: there would be nothing to run")
     if args.no_scratch and args.no_pretrained:

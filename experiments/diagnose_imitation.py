@@ -10,7 +10,9 @@
    misses the start.
 2. Closed loop: one episode where the policy acts (greedy, prompted with a recorded episode) and
    the expert is asked, at every state the policy reaches, what it would do; printed every
-   --print-every steps with the gap in bins.
+   --print-every steps with the gap in bins. Beside it, the return of sending the middle of the
+   action space every step on the same seed: a policy that ignores its observations scores
+   about that.
 
 Continuous bins are 2/1024 wide, so an error of 10 bins is 0.02 in action units; discrete
 actions count a mismatch as any nonzero error.
@@ -118,6 +120,28 @@ def closed_loop(model, info, args: DiagnoseArgs, demo) -> None:
     )
 
 
+def zero_action_return(task: str, seed: int, steps: int) -> float | None:
+    """The return of always sending the middle of a continuous action space (None for discrete
+    actions): the bar a policy that ignores its observations clears (cartpole.balance's pole
+    falls slowly enough that doing nothing beats a random policy by far)."""
+    from gato.envs import get_task, make_env
+    from gato.specs import ContinuousSpec
+
+    spec = get_task(task).action_spec
+    if not isinstance(spec, ContinuousSpec):
+        return None
+    env = make_env(task, seed=seed)
+    env.reset(seed=seed)
+    middle = ((np.asarray(spec.low) + np.asarray(spec.high)) / 2).astype(np.float32)
+    total = 0.0
+    for _ in range(steps):
+        _, reward, terminated, truncated, _ = env.step(middle.reshape(spec.shape))
+        total += float(reward)
+        if terminated or truncated:
+            break
+    return total
+
+
 def main(argv: list[str] | None = None) -> int:
     from gato.checkpoint import load_model
     from gato.cli import parse_dataclass_args
@@ -144,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{np.mean(e == 0):.0%}, mean |error| {e.mean():.1f} bins, max {e.max()}"
         )
     closed_loop(model, info, args, episodes[-1])
+    zero = zero_action_return(args.task, args.seed, args.steps)
+    if zero is not None:
+        print(f"the middle action every step, same seed: return {zero:.1f}")
     return 0
 
 

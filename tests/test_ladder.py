@@ -119,3 +119,4 @@ def test_diagnose_imitation_runs_on_a_ladder_checkpoint(tmp_path, capsys):
     assert "teacher-forced, start of episodes (6 action tokens)" in out
     assert "teacher-forced, later of episodes (6 action tokens)" in out
     assert out.count("  t=") == 3 and "closed loop: return" in out and "over 6 steps" in out
+    assert "the middle action every step, same seed: return" in out

@@ -22,6 +22,7 @@ ONE_PER_FAMILY = [
     "quadruped.walk",  # DM Control with RescaleAction (uneven actuator bounds)
     "mujoco.ant",  # v4 (JAT's layout)
     "mujoco.humanoid-v5",
+    "mujoco.pusher",  # Pusher-v5 for JAT's Pusher-v4, actions in [-2, 2]
     "metaworld.reach",
     "babyai.go-to-red-ball",
     "babyai.synth-seq",  # missions with ', then' and 'after you'
@@ -34,6 +35,9 @@ EXPECTED_WARNINGS = (
     # Continuous observations (joint velocities, positions) have no bounds; the spaces say so.
     "observation space minimum value is -infinity",
     "observation space maximum value is infinity",
+    # MuJoCo's own action bounds (InvertedPendulum [-3, 3], Pusher [-2, 2]) are the units JAT
+    # recorded actions in; the action spec carries them and the tokenizer rescales to [-1, 1].
+    "For Box action spaces, we recommend using a symmetric and normalized space",
 )
 
 
@@ -104,4 +108,7 @@ def test_check_env_every_registered_task():
             check_task(task)
         except Exception as error:  # collect all, so one run names every failing task
             failures[task] = f"{type(error).__name__}: {error}"
-    assert not failures, failures
+    # Names first: pytest truncates a long dict, and every failing task should be visible.
+    assert not failures, f"{len(failures)} failing: {sorted(failures)}\n" + "\n".join(
+        f"{task}: {message[:300]}" for task, message in sorted(failures.items())
+    )

@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # a plain script: import this checkout's gato
 
+from gato.cli import options_to_flags as flags  # noqa: E402 (after the path is set)
+
 STAGES = ("data", "train", "eval", "report")
 METRICS = {"success_rate": "success", "normalized_score": "of expert"}
 
@@ -55,18 +57,6 @@ class LadderArgs:
     """the committed table, one row per task"""
     threads: int = 2
     """torch CPU threads of training and evaluation"""
-
-
-def flags(options: dict) -> list[str]:
-    """{"batch_size": 8, "greedy": true} -> ["--batch-size", "8", "--greedy"]."""
-    out = []
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            out.append(flag)
-        elif value is not False and value is not None:
-            out += [flag, str(value)]
-    return out
 
 
 def run(name: str, cmd: list[str], logs: Path, threads: int) -> float:

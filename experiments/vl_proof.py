@@ -42,6 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # a plain script: import this checkout's gato
 
+from gato.cli import options_to_flags as flags  # noqa: E402 (after the path is set)
+
 STAGES = ("data", "train", "eval", "grid", "report")
 RUNS = ("joint", "control", "language")
 GRID_SCENES = 8
@@ -65,18 +67,6 @@ class VLProofArgs:
     """the results table (committed)"""
     jobs: int = 2
     """processes at once (one thread each)"""
-
-
-def flags(options: dict) -> list[str]:
-    """{"batch_size": 8, "greedy": true} -> ["--batch-size", "8", "--greedy"]."""
-    out = []
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            out.append(flag)
-        elif value is not False and value is not None:
-            out += [flag, str(value)]
-    return out
 
 
 def load_preset(path: Path) -> dict:

@@ -144,3 +144,17 @@ def check_data_dir(path, flag: str = "--data-dir", need_tasks: bool = False) -> 
         raise UserError(f"{flag} {path} is a file, not a data folder: name the folder")
     if need_tasks and not any(p.is_file() for p in path.glob("*/metadata.json")):
         raise UserError(f"{flag} {path} holds no collected task: {hint}")
+
+
+def options_to_flags(options: Mapping[str, object]) -> list[str]:
+    """A recipe's options as command-line flags, the inverse of the dataclass parsers:
+    {"batch_size": 8, "greedy": True, "off": False, "unset": None} -> ["--batch-size", "8",
+    "--greedy"] (a False or None option is left at the command's default)."""
+    out: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            out.append(flag)
+        elif value is not False and value is not None:
+            out += [flag, str(value)]
+    return out

@@ -11,6 +11,8 @@ After collecting, the task's ``metadata.json`` records returns, the expert retur
 windowed formula), the random policy's return measured now, success rate, the 80% filter and the
 specs (gato/datasets.py). ``python -m gato.collect --suite default`` builds the default dataset
 that ``make data`` makes; ``--suite quick`` a small one for demos and tests.
+``--from-hub CONFIG[,CONFIG...|all]`` stores the Hugging Face JAT dataset's episodes instead,
+with the same metadata (gato/collect_hub.py; ``make data-hub``).
 
 Noise-injected collection (DART, GATO_SPEC.md section 9; gato/experts/noise.py): ``--noise SIGMA``
 executes the expert's continuous action plus N(0, SIGMA^2) per dimension, clipped to the action
@@ -112,6 +114,21 @@ class CollectArgs:
             "store the expert's action (DART)"
         },
     )
+    from_hub: str | None = field(
+        default=None,
+        metadata={
+            "help": "CONFIG[,CONFIG...] or all: store the JAT dataset's episodes of these configs "
+            "(e.g. atari-pong,mujoco-ant) instead of collecting (gato/collect_hub.py)"
+        },
+    )
+    hub_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "with --from-hub: a local copy of the dataset, one folder per config "
+            "(default: stream from the Hugging Face hub)"
+        },
+    )
+    hub_split: str = field(default="train", metadata={"help": "with --from-hub: the split"})
     list: bool = field(default=False, metadata={"help": "list suites and tasks, then exit"})
     no_progress: bool = field(default=False, metadata={"help": "no progress bar"})
 
@@ -144,8 +161,13 @@ def parse_args(argv: Sequence[str] | None = None) -> CollectArgs:
     values = vars(parser.parse_args(argv))
     values.pop("_debug", None)
     args = CollectArgs(**{k.replace("-", "_"): v for k, v in values.items()})
-    if not args.list and (args.task is None) == (args.suite is None):
-        parser.error("give exactly one of --task or --suite (or --list)")
+    chosen = [x is not None for x in (args.task, args.suite, args.from_hub)]
+    if not args.list and sum(chosen) != 1:
+        parser.error("give exactly one of --task, --suite or --from-hub (or --list)")
+    if args.from_hub is None and args.hub_path is not None:
+        parser.error("--hub-path goes with --from-hub")
+    if args.from_hub is not None and (args.policy != "expert" or args.noise or args.epsilon):
+        parser.error("--policy, --noise and --epsilon are for collecting, not with --from-hub")
     if args.suite is not None and args.suite not in SUITES:
         parser.error(f"unknown suite {args.suite!r}; suites: {', '.join(SUITES)}")
     if args.policy not in ("expert", "random"):
@@ -304,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"suite {name}: " + ", ".join(f"{t} x{s['episodes']}" for t, s in suite.items()))
         print("tasks: " + " ".join(list_tasks()))
         return 0
+    if args.from_hub is not None:
+        from gato.collect_hub import main_from_hub
+
+        return main_from_hub(args)
     if args.suite:
         plan = {t: {"episodes": args.episodes, **s} for t, s in SUITES[args.suite].items()}
     else:

@@ -76,8 +76,62 @@ def hub_row_to_episode(row: Mapping[str, Any], task_info, index: int | None = No
                 f"hub {key} of {task_info.name!r} has per-step shape {got}, "
                 f"the env's spec says {leaf.shape}"
             )
+    if ep.success is None and task_info.family == "babyai":
+        ep.success = ep.total_return > 0  # as gato.rollout: BabyAI rewards only a completed mission
     ep.extra["source"] = f"hub:{HUB_REPO}/{task_info.jat_name}"
     return ep
+
+
+_SPLITS = ("train", "test", "validation")
+
+
+def _split_of(file: Path, root: Path) -> str | None:
+    for name in _SPLITS:
+        if file.name.startswith((f"{name}-", f"{name}.")) or name in file.relative_to(root).parts:
+            return name
+    return None
+
+
+def local_split_files(path: str | os.PathLike, split: str = "train") -> list[str]:
+    """The parquet files of one split in a local copy of a config: a file, or a folder as the
+    hub stores it (``<config>/train-00000-of-00002.parquet``, ``test-...``; or ``train/*.parquet``).
+    A folder whose files name no split counts wholly as the split asked for."""
+    path = Path(path)
+    if path.is_file():
+        return [str(path)]
+    files = sorted(path.rglob("*.parquet"))
+    splits = {p: _split_of(p, path) for p in files}
+    if any(splits.values()):
+        files = [p for p in files if splits[p] == split]
+    return [str(p) for p in files]
+
+
+def hub_dataset(
+    jat_config_name: str,
+    split: str = "train",
+    cache_dir: str | None = None,
+    local_path: str | os.PathLike | None = None,
+    streaming: bool = False,
+):
+    """The rows of one JAT config, unconverted: a ``datasets`` Dataset (local data) or, from the
+    hub with ``streaming``, an IterableDataset (rows arrive as they download)."""
+    import datasets
+
+    if local_path is None:
+        # The real hub path: one config per task, episodes as rows (GATO_SPEC.md section 11).
+        return datasets.load_dataset(
+            HUB_REPO, jat_config_name, split=split, cache_dir=cache_dir, streaming=streaming
+        )
+    path = Path(local_path)
+    if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
+        ds = datasets.load_from_disk(str(path))
+        return ds[split] if isinstance(ds, datasets.DatasetDict) else ds
+    files = local_split_files(path, split)
+    if not files:
+        raise FileNotFoundError(f"no {split} parquet files or saved dataset under {path}")
+    return datasets.load_dataset(
+        "parquet", data_files={split: files}, split=split, cache_dir=cache_dir
+    )
 
 
 def load_hub_task(
@@ -95,8 +149,6 @@ def load_hub_task(
     from ``datasets.load_dataset("jat-project/jat-dataset", jat_config_name)`` (needs internet
     the first time, then ``cache_dir``). ``task_info`` defaults to ``gato.envs.get_task``.
     """
-    import datasets
-
     from gato.envs.jat_configs import require_supported
 
     require_supported(jat_config_name)  # a config whose layout cannot match: one-line UserError
@@ -105,26 +157,7 @@ def load_hub_task(
 
         task_info = get_task(jat_config_name)
     streaming = max_episodes is not None and local_path is None
-    if local_path is not None:
-        path = Path(local_path)
-        if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
-            ds = datasets.load_from_disk(str(path))
-            if isinstance(ds, datasets.DatasetDict):
-                ds = ds[split]
-        else:
-            files = (
-                [str(path)] if path.is_file() else sorted(str(p) for p in path.rglob("*.parquet"))
-            )
-            if not files:
-                raise FileNotFoundError(f"no parquet files or saved dataset under {path}")
-            ds = datasets.load_dataset(
-                "parquet", data_files={split: files}, split=split, cache_dir=cache_dir
-            )
-    else:
-        # The real hub path: one config per task, episodes as rows (GATO_SPEC.md section 11).
-        ds = datasets.load_dataset(
-            HUB_REPO, jat_config_name, split=split, cache_dir=cache_dir, streaming=streaming
-        )
+    ds = hub_dataset(jat_config_name, split, cache_dir, local_path, streaming)
     for i, row in enumerate(ds):
         if max_episodes is not None and i >= max_episodes:
             break

@@ -12,7 +12,7 @@ HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 PYTEST_ARGS ?=
 DATA_DIR ?= data
 
-.PHONY: install demo test test-fast lint bench data scores train eval finetune fig9 reproduce-cpu ladder vl-proof clean-venv
+.PHONY: install demo test test-fast lint bench data data-hub scores train eval finetune fig9 reproduce-cpu ladder vl-proof clean-venv
 
 install: $(STAMP)
 
@@ -51,6 +51,28 @@ bench: $(STAMP)
 ## in $(DATA_DIR)/; rerunning resumes an interrupted collection and skips what is already there
 data: $(STAMP)
 	$(BIN)/python -m gato.collect --suite default --workers 2 --data-dir $(DATA_DIR)
+
+## data-hub: the JAT dataset's episodes (needs internet; python -m gato.collect --from-hub) in
+## $(DATA_DIR)/ beside `make data`'s tasks, so that `make train SIZE=79M` trains on both:
+## HUB_EPISODES (1,000) per config of HUB_CONFIGS (17 BabyAI, Meta-World and MuJoCo configs that
+## `make data` does not collect; a folder collected here is refused) and HUB_ATARI_EPISODES (50:
+## a row is a whole game of frames) per config of HUB_ATARI_CONFIGS. HUB_CONFIGS=all: every
+## JAT config (folders collected here are skipped). Rerunning resumes; HUB_PATH=DIR reads a local
+## copy of the dataset (one folder per config) instead of streaming it.
+HUB_CONFIGS ?= babyai-go-to,babyai-pickup,babyai-put-next-local,babyai-go-to-obj,\
+babyai-unlock-local,metaworld-pick-place,metaworld-door-close,metaworld-drawer-open,\
+metaworld-window-close,metaworld-button-press-topdown,metaworld-plate-slide,metaworld-sweep,\
+mujoco-halfcheetah,mujoco-hopper,mujoco-walker,mujoco-ant,mujoco-humanoid
+HUB_ATARI_CONFIGS ?= atari-breakout,atari-spaceinvaders,atari-seaquest,atari-qbert
+HUB_EPISODES ?= 1000
+HUB_ATARI_EPISODES ?= 50
+HUB_PATH ?=
+HUB_FLAGS = --random-episodes 10 --workers 2 --data-dir $(DATA_DIR) $(if $(HUB_PATH),--hub-path $(HUB_PATH))
+data-hub: $(STAMP)
+	$(BIN)/python -m gato.collect --from-hub $(subst $(eval) ,,$(HUB_CONFIGS)) \
+		--episodes $(HUB_EPISODES) $(HUB_FLAGS)
+	$(if $(HUB_ATARI_CONFIGS),$(BIN)/python -m gato.collect \
+		--from-hub $(subst $(eval) ,,$(HUB_ATARI_CONFIGS)) --episodes $(HUB_ATARI_EPISODES) $(HUB_FLAGS))
 
 ## scores: refresh gato/data/scores.json (random/expert return per task) from $(DATA_DIR)
 scores: data

@@ -5,7 +5,10 @@ policy, 1 (100%) = the expert. The table ships inside the package (``gato/data/s
 is read with importlib.resources, so it works from a non-editable install. It is refreshed from
 collected data with ``python -m gato.scores --update-from DATA_DIR``: the expert return is the
 paper's windowed formula over the collected episodes, the random return the mean return of the
-random policy measured at collection time (both from each task's metadata.json).
+random policy measured at collection time (both from each task's metadata.json). Folders made by
+``python -m gato.collect --from-hub`` (the JAT dataset's episodes) get entries the same way: the
+expert return over the hub's episodes, the random return from rollouts here, and each entry's
+``source`` says which.
 """
 
 from __future__ import annotations
@@ -104,6 +107,11 @@ def entry_source(meta: Mapping) -> dict:
         f"from {episodes}",
         "random": f"mean of {len(meta.get('random_returns', []))} random-policy rollouts here",
     }
+    if meta.get("random_max_steps") is not None and meta.get("source"):
+        # hub episodes: the random policy played their horizon (gato/collect_hub.py)
+        source["random"] += (
+            f", at most {meta['random_max_steps']} steps (the hub episodes' longest)"
+        )
     try:
         from gato.envs.jat_configs import reference_env
 

@@ -122,7 +122,11 @@ def test_babyai_rows_become_a_task_folder_with_collections_metadata(hub, tmp_pat
     assert entry["expert"] == round(meta["expert_return"], 4)
     assert entry["random"] == round(meta["random_return"], 4)
     assert entry["source"]["expert"].endswith(f"over 20 episodes from hub:{HUB_REPO}/{BABYAI}")
-    assert entry["source"]["random"] == "mean of 3 random-policy rollouts here"
+    cap = meta["random_max_steps"]
+    assert entry["source"]["random"] == (
+        f"mean of 3 random-policy rollouts here, at most {cap} steps (the hub episodes' longest)"
+    )
+    assert entry["source"]["env"].startswith("BabyAI-GoToRedBall")
     out = tmp_path / "scores.json"
     assert scores.main(["--update-from", str(data), "--out", str(out)]) == 0
     assert "babyai.go-to-red-ball" in json.loads(out.read_text())["tasks"]
@@ -246,3 +250,19 @@ def test_one_debug_training_step_on_collected_and_hub_folders(hub, tmp_path):
                   "--eval-every", "1", "--eval-batches", "1", "--log-every", "1",
                   "--ckpt-every", "1", "--warmup-steps", "1"])  # fmt: skip
     assert np.isfinite(last["loss"])
+
+
+def test_make_data_hub_configs_exist_and_stay_clear_of_make_data():
+    import re
+    from pathlib import Path
+
+    from gato.collect_suites import SUITES
+
+    text = Path(__file__).resolve().parents[1].joinpath("Makefile").read_text()
+    configs = []
+    for name in ("HUB_CONFIGS", "HUB_ATARI_CONFIGS"):
+        value = re.search(rf"^{name} \?= ((?:.*\\\n)*.*)$", text, re.M).group(1)
+        configs += [c for c in value.replace("\\\n", "").split(",") if c]
+    assert len(configs) == 21
+    tasks = {get_task(c).name for c in collect_hub.resolve_configs(",".join(configs))}
+    assert len(tasks) == 21 and not tasks & set(SUITES["default"])  # no folder clash

@@ -169,7 +169,10 @@ def collect_hub_task(
         start_time = time.time()
         index = todo[0] if todo else wanted
         if todo:
-            ds = hub_dataset(config, split, cache_dir, local, streaming=local is None)
+            try:
+                ds = hub_dataset(config, split, cache_dir, local, streaming=local is None)
+            except FileNotFoundError as e:  # a local copy without the split's files
+                raise UserError(f"--hub-path: {e}") from None
             bar = tqdm(
                 total=len(todo), desc=config, unit="ep", disable=not progress, dynamic_ncols=True
             )

@@ -266,3 +266,39 @@ def test_make_data_hub_configs_exist_and_stay_clear_of_make_data():
     assert len(configs) == 21
     tasks = {get_task(c).name for c in collect_hub.resolve_configs(",".join(configs))}
     assert len(tasks) == 21 and not tasks & set(SUITES["default"])  # no folder clash
+
+
+def test_mujoco_fixed_length_vectors_and_a_missing_split(tmp_path):
+    rng = np.random.default_rng(0)
+    lengths = (5, 8, 6)
+    rows = {
+        "continuous_observations": [rng.normal(size=(t, 11)).astype(np.float32) for t in lengths],
+        "continuous_actions": [rng.uniform(-1, 1, (t, 3)).astype(np.float32) for t in lengths],
+        "rewards": [np.ones(t, np.float32) for t in lengths],
+    }
+    f32 = datasets.Value("float32")
+    features = datasets.Features(
+        {
+            "continuous_observations": datasets.Sequence(datasets.Sequence(f32, length=11)),
+            "continuous_actions": datasets.Sequence(datasets.Sequence(f32, length=3)),
+            "rewards": datasets.Sequence(f32),
+        }
+    )
+    hub = tmp_path / "hub"
+    _write_config(
+        hub, "mujoco-hopper", features, {k: [v.tolist() for v in x] for k, x in rows.items()}
+    )
+    data = tmp_path / "data"
+    base = ["--from-hub", "mujoco-hopper", "--hub-path", str(hub), "--data-dir", str(data)]
+    assert main([*base, "--workers", "1", "--random-episodes", "2", "--no-progress"]) == 0
+    eps = sorted(iter_episodes(data / "mujoco.hopper"), key=lambda e: e.episode_index)
+    np.testing.assert_allclose(
+        eps[1].observations["continuous_observations"], rows["continuous_observations"][1]
+    )
+    np.testing.assert_allclose(eps[2].actions, rows["continuous_actions"][2])
+    meta = store.read_metadata("mujoco.hopper", data)
+    assert meta["returns"] == [5.0, 8.0, 6.0] and meta["expert_return"] == 8.0  # W = 1
+    assert meta["successes"] == [None] * 3 and meta["success_rate"] is None  # nothing says
+    assert meta["random_max_steps"] == 8 and max(meta["lengths"]) == 8
+    with pytest.raises(UserError, match="no test parquet files"):
+        main([*base, "--hub-split", "test", "--data-dir", str(tmp_path / "other")])

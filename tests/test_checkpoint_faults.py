@@ -193,7 +193,7 @@ def test_a_writer_killed_mid_write_leaves_no_checkpoint_and_the_next_save_cleans
     _save(tmp_path / "run", 1, parts)
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "2", "on"],
                           env=_script_env(**{KILL_IN_WRITE_ENV: "2"}), capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+                          text=True, timeout=600)  # fmt: skip
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     root = tmp_path / "run" / "checkpoints"
     left = sorted(p.name for p in root.iterdir())
@@ -218,7 +218,7 @@ def _in_small_tmpfs(tmp_path: Path, megabytes: int, command: list[str]):
     shell = f'mount -t tmpfs -o size={megabytes}m none {disk} && exec "$@"'
     return subprocess.run(["unshare", "-rm", "sh", "-c", shell, "sh", *command],
                           env=_script_env(), capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+                          timeout=600)  # fmt: skip
 
 
 @pytest.mark.slow

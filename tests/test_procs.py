@@ -174,16 +174,23 @@ def test_initializer_runs_and_handlers_are_restored():
     def mine(signum, frame):
         raise AssertionError("not expected to run")
 
+    def my_int(signum, frame):
+        raise AssertionError("not expected to run")
+
+    # Both handlers set here: a job started in the background inherits SIGINT ignored, so the
+    # handler to restore is whatever was installed, not Python's default.
     before = signal.signal(signal.SIGTERM, mine)
+    before_int = signal.signal(signal.SIGINT, my_int)
     try:
         with worker_pool(1, _remember, (7,)) as pool:
             assert signal.getsignal(signal.SIGTERM) is not mine
-            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+            assert signal.getsignal(signal.SIGINT) is not my_int
             assert pool.submit(_recall).result() == (7, os.getpid())
         assert signal.getsignal(signal.SIGTERM) is mine
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is my_int
     finally:
         signal.signal(signal.SIGTERM, before)
+        signal.signal(signal.SIGINT, before_int)
     with pytest.raises(ValueError, match="at least 1"):
         with worker_pool(0):
             pass

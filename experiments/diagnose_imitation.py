@@ -133,9 +133,10 @@ def zero_action_return(task: str, seed: int, steps: int) -> float | None:
     env = make_env(task, seed=seed)
     env.reset(seed=seed)
     middle = ((np.asarray(spec.low) + np.asarray(spec.high)) / 2).astype(np.float32)
+    middle = np.broadcast_to(middle, spec.shape).copy()  # bounds may be given as scalars
     total = 0.0
     for _ in range(steps):
-        _, reward, terminated, truncated, _ = env.step(middle.reshape(spec.shape))
+        _, reward, terminated, truncated, _ = env.step(middle)
         total += float(reward)
         if terminated or truncated:
             break

@@ -120,3 +120,11 @@ def test_diagnose_imitation_runs_on_a_ladder_checkpoint(tmp_path, capsys):
     assert "teacher-forced, later of episodes (6 action tokens)" in out
     assert out.count("  t=") == 3 and "closed loop: return" in out and "over 6 steps" in out
     assert "the middle action every step, same seed: return" in out
+
+
+def test_zero_action_return_takes_scalar_bounds_and_skips_discrete_actions():
+    import diagnose_imitation
+
+    # Meta-World's action bounds are scalars for a 4-dimensional action.
+    assert isinstance(diagnose_imitation.zero_action_return("metaworld.reach", 0, 3), float)
+    assert diagnose_imitation.zero_action_return("babyai.go-to-red-ball", 0, 3) is None

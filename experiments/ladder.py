@@ -150,7 +150,7 @@ def write_report(args: LadderArgs, recipe: dict, report: dict, times: dict) -> N
         f"{'yes' if reached else 'no'} | {_pct(row.get('success_rate'))} | "
         f"{_pct(row.get('normalized_score'))} | {row['episodes']} | {report['policy']} | "
         f"{t.get('size', 'small')}, {recipe['data'].get('episodes')} episodes, {t['steps']} steps "
-        f"of {t.get('batch_size')}x{t.get('seq_len')}, lr {t.get('lr')} | "
+        f"of {t.get('batch_size')}x{t.get('seq_len')}, lr {t.get('lr')}{_extras(recipe)} | "
         f"{times.get('train', 0) / 60:.1f} min | {times.get('eval', 0) / 60:.1f} min |"
     )
     path = ROOT / args.results
@@ -174,6 +174,19 @@ def write_report(args: LadderArgs, recipe: dict, report: dict, times: dict) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(header + sorted(rows + [line]) + notes) + "\n")
     print(f"ladder: {name}: {cell} against a goal of {100 * goal['at_least']:.0f}%; {path}")
+
+
+def _extras(recipe: dict) -> str:
+    """What a recipe changes beyond size, data volume and schedule, for its table cell."""
+    data, train = recipe["data"], recipe["train"]
+    extras = []
+    if data.get("noise"):
+        extras.append(f"DART sigma {data['noise']}")
+    if data.get("epsilon"):
+        extras.append(f"epsilon {data['epsilon']}")
+    if train.get("bin_init"):
+        extras.append(f"{train['bin_init']} bin init")
+    return "".join(f", {e}" for e in extras)
 
 
 def _pct(x) -> str:

@@ -145,6 +145,7 @@ def test_train_then_evaluate_control_vl_and_text(tmp_path):
     from gato.collect import collect_task
     from gato.envs import get_task
     from gato.train import main as train
+    from gato.train_log import read_metrics
 
     data = tmp_path / "data"
     collect_task(get_task("cartpole.balance"), 3, data_dir=data, workers=1, random_episodes=1,
@@ -163,6 +164,12 @@ def test_train_then_evaluate_control_vl_and_text(tmp_path):
         "--demos", "1", "--vl-examples", "6", "--text-documents", "1",
         "--vl-max-new-tokens", "4", "--no-progress",
     ])  # fmt: skip
+    # The mixture trained end to end with a loss per domain (these were tests/test_vl_train.py).
+    rows = read_metrics(run)
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert len(losses) == 3 and all(8.0 < x < 12.0 for x in losses), losses
+    logged = {k for r in rows for k in r}
+    assert {"val_loss/vl", "val_loss/text", "val_loss/dmc", "loss/vl"} <= logged, sorted(logged)
     assert [r["task"] for r in report["tasks"]] == ["cartpole.balance"]
     assert report["tasks"][0]["normalized_score"] is not None
     lang = report["language"]

@@ -114,6 +114,19 @@ def prompt_sequence(prompt, task_info, prompt_tokens: int, text_tokenizer=None) 
     return seq.window(0, min(prompt_tokens, len(seq))).without_targets()
 
 
+def recompute_last_logits(model, stream, piece, context_tokens: int, inputs_fn):
+    """The uncached path of the sliding memory: (the new stream, the (V,) logits of its last
+    position), recomputed by a banded-causal forward over the memory's whole receptive field,
+    `n_layer * (context_tokens - 1) + 1` tokens (older ones cannot reach the next logits)."""
+    receptive_field = model.config.n_layer * (context_tokens - 1) + 1
+    stream = concatenate([stream, piece])
+    if len(stream) > receptive_field:
+        stream = stream.window(len(stream) - receptive_field, len(stream))
+    window = context_tokens if len(stream) > context_tokens else None
+    logits, _ = model(inputs_fn([stream]), last_only=True, attn_window=window)
+    return stream, logits[0]
+
+
 @dataclass
 class RowState:
     """What one row (one environment's episode) has accumulated since it started."""
@@ -174,9 +187,6 @@ class GatoPolicy:
         self.seed = seed if seed is not None else int(torch.seed() % 2**62)
         lo, hi = action_token_bounds(self.action_spec)
         self._bounds = list(zip(lo.tolist(), hi.tolist(), strict=True))
-        cfg = model.config
-        # The whole receptive field of the sliding memory (see the module docstring).
-        self._receptive_field = cfg.n_layer * (self.context_tokens - 1) + 1
         weight = model.embed.wte.weight
         self.dtype = weight.dtype
         self._cache = KVCache.for_model(model, 0, window=self.context_tokens) if use_cache else None
@@ -358,13 +368,10 @@ class GatoPolicy:
     def _recompute(self, index: int, chunk: TokenSequence) -> torch.Tensor:
         """The uncached path: one row's receptive field through a banded-causal forward."""
         row = self._rows[index]
-        stream = concatenate([row.stream, chunk])
-        if len(stream) > self._receptive_field:  # older tokens cannot reach the next logits
-            stream = stream.window(len(stream) - self._receptive_field, len(stream))
-        row.stream = stream
-        window = self.context_tokens if len(stream) > self.context_tokens else None
-        logits, _ = self.model(self._inputs([stream]), last_only=True, attn_window=window)
-        return logits[0]
+        row.stream, logits = recompute_last_logits(
+            self.model, row.stream, chunk, self.context_tokens, self._inputs
+        )
+        return logits
 
     def _inputs(self, seqs: list[TokenSequence]) -> GatoInputs:
         inputs = GatoInputs.from_sequences(seqs, device=self.device)

@@ -37,7 +37,7 @@ import torch
 
 from gato.inputs import GatoInputs
 from gato.kv_cache import KVCache
-from gato.policy import sample_tokens
+from gato.policy import recompute_last_logits, sample_tokens
 from gato.sequence import Kind, TokenSequence, concatenate, empty_sequence
 from gato.serialize import document_sequence, tokenize_image_text_pairs
 from gato.text import TEXT_VOCAB_SIZE
@@ -127,8 +127,6 @@ class TextGenerator:
         self.use_cache = use_cache
         self.eos_id = eos_id_of(text_tokenizer) if eos_id == "tokenizer" else eos_id
         self.max_local = int(model.config.max_local_positions)
-        # The whole receptive field of the sliding memory (see gato/policy.py).
-        self._receptive_field = model.config.n_layer * (self.context_tokens - 1) + 1
         weight = model.embed.wte.weight
         self.device, self.dtype = weight.device, weight.dtype
         self.reset()
@@ -194,13 +192,10 @@ class TextGenerator:
                 self.logits = self._recompute(piece)
 
     def _recompute(self, piece: TokenSequence) -> torch.Tensor:
-        stream = concatenate([self.stream, piece])
-        if len(stream) > self._receptive_field:  # older tokens cannot reach the next logits
-            stream = stream.window(len(stream) - self._receptive_field, len(stream))
-        self.stream = stream
-        window = self.context_tokens if len(stream) > self.context_tokens else None
-        logits, _ = self.model(self._inputs([stream]), last_only=True, attn_window=window)
-        return logits[0]
+        self.stream, logits = recompute_last_logits(
+            self.model, self.stream, piece, self.context_tokens, self._inputs
+        )
+        return logits
 
     def _inputs(self, seqs: Sequence[TokenSequence]) -> GatoInputs:
         inputs = GatoInputs.from_sequences(list(seqs), device=self.device)

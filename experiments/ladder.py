@@ -154,12 +154,19 @@ def write_report(args: LadderArgs, recipe: dict, report: dict, times: dict) -> N
         f"{times.get('train', 0) / 60:.1f} min | {times.get('eval', 0) / 60:.1f} min |"
     )
     path = ROOT / args.results
-    header = [
-        "# The single-task ladder",
+    # The file's first writer names it: the ladder itself, or a table of variants.
+    title, about = ("The single-task ladder", "recipes in experiments/presets/ladder/")
+    if args.recipe:
+        title = "Variants of the single-task ladder"
+        about = f"each row is the recipe {Path(args.recipe).parent}/<row name>.json"
+    intro = [
+        f"# {title}",
         "",
         "One `small` Gato per task, trained on that task alone, scored by rollouts "
-        "(`make ladder TASK=...`, experiments/ladder.py; recipes in experiments/presets/ladder/).",
+        f"(`make ladder TASK=...`, experiments/ladder.py; {about}).",
         "",
+    ]
+    columns = [
         "| task | goal | reached | met | success | normalized | rollouts | policy | recipe "
         "| training | evaluation |",
         "|---|---|---:|---|---:|---:|---:|---|---|---:|---:|",
@@ -168,11 +175,12 @@ def write_report(args: LadderArgs, recipe: dict, report: dict, times: dict) -> N
     if path.is_file():
         text = path.read_text().splitlines()
         table = [i for i, r in enumerate(text) if r.startswith("|")]
+        intro = text[: table[0]] if table else intro
         rows = [r for r in text[table[2] :] if r.startswith("| ")] if len(table) > 2 else []
         rows = [r for r in rows if not r.startswith(f"| {name} |")]
         notes = text[table[-1] + 1 :] if table else []  # what follows the table is kept
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(header + sorted(rows + [line]) + notes) + "\n")
+    path.write_text("\n".join(intro + columns + sorted(rows + [line]) + notes) + "\n")
     print(f"ladder: {name}: {cell} against a goal of {100 * goal['at_least']:.0f}%; {path}")
 
 

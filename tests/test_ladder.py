@@ -96,6 +96,11 @@ def test_ladder_end_to_end(tmp_path):
         r for r in (tmp_path / "ladder.md").read_text().splitlines() if r.startswith("| cartpole")
     ]
     assert [r.split(" | ")[0] for r in rows] == ["| cartpole.balance", "| cartpole.balance@greedy"]
+    assert (tmp_path / "ladder.md").read_text().startswith("# The single-task ladder\n")
+    # A variant's own table is named as one by its first writer.
+    argv_variants = [*argv, "--recipe", str(variant), "--results", str(tmp_path / "variants.md")]
+    assert ladder.main([*argv_variants, "--stages", "report"]) == 0
+    assert (tmp_path / "variants.md").read_text().startswith("# Variants of the single-task")
     args = ladder.LadderArgs(recipe=str(variant))
     assert ladder.recipe_path(args) == variant
 
@@ -128,3 +133,43 @@ def test_zero_action_return_takes_scalar_bounds_and_skips_discrete_actions():
     # Meta-World's action bounds are scalars for a 4-dimensional action.
     assert isinstance(diagnose_imitation.zero_action_return("metaworld.reach", 0, 3), float)
     assert diagnose_imitation.zero_action_return("babyai.go-to-red-ball", 0, 3) is None
+
+
+RECIPES = sorted((ROOT / "experiments" / "presets").glob("ladder*/*.json"))
+
+
+def _task_of(path: Path) -> str:
+    """A ladder recipe is named <task>.json, a variant <task>-<change>.json; task names hold
+    hyphens too, so the task is the longest prefix that names one."""
+    from gato.envs import get_task
+
+    cuts = [i for i, c in enumerate(path.stem) if c == "-"] + [len(path.stem)]
+    for i in sorted(cuts, reverse=True):
+        try:
+            return get_task(path.stem[:i]).name
+        except Exception:
+            continue
+    raise AssertionError(f"{path.name}: no task name in it")
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[f"{p.parent.name}/{p.stem}" for p in RECIPES])
+def test_every_committed_recipe_parses_with_the_commands_it_drives(path):
+    """A recipe's stages are argv for gato.collect, gato.train and gato.evaluate: a misspelt or
+    retired key would only fail half an hour into a ladder run."""
+    from gato.cli import parse_dataclass_args
+    from gato.collect import parse_args as parse_collect
+    from gato.evaluate import EvaluateArgs
+    from gato.train_args import parse_args as parse_train
+
+    recipe = ladder.load_recipe(ladder.LadderArgs(recipe=str(path.relative_to(ROOT))))
+    task = _task_of(path)
+    if path.parent.name == "ladder":
+        assert task == path.stem
+    collect = parse_collect(["--task", task, *ladder.flags(recipe["data"])])
+    assert collect.episodes == recipe["data"]["episodes"]
+    train = parse_train(["--tasks", task, *ladder.flags(recipe["train"])])
+    assert (train.steps, train.seq_len) == (recipe["train"]["steps"], recipe["train"]["seq_len"])
+    argv = ["--tasks", task, *ladder.flags(recipe["eval"])]
+    evaluate, _ = parse_dataclass_args(EvaluateArgs, argv, "gato.evaluate", None)
+    assert evaluate.episodes == 50  # the paper's count, which the ladder's goals are about
+    assert recipe["goal"]["at_least"] in (0.9, 0.95)

@@ -47,6 +47,9 @@ class DiagnoseArgs:
     """steps counted as an episode's start"""
     context: int = 512
     """context tokens of the teacher-forced windows and of the closed-loop policy"""
+    prompt_tokens: int = -1
+    """closed loop: tokens of the recorded episode fed as prompt (-1: the whole context, as
+    gato.evaluate does by default; 0: none, as the short-window ladder recipes roll out)"""
     steps: int = 1000
     """steps of the closed-loop episode (at most the task's limit)"""
     seed: int = 2_000_000
@@ -94,8 +97,11 @@ def closed_loop(model, info, args: DiagnoseArgs, demo) -> None:
     obs, _ = env.reset(seed=args.seed)
     expert = make_expert(args.task, env)
     expert.reset(env, obs)
-    policy = GatoPolicy(model, info, context_tokens=args.context, greedy=True, seed=0)
-    policy.reset(prompt=demo, seed=0)
+    prompt_tokens = args.context if args.prompt_tokens < 0 else args.prompt_tokens
+    policy = GatoPolicy(
+        model, info, context_tokens=args.context, prompt_tokens=prompt_tokens, greedy=True, seed=0
+    )
+    policy.reset(prompt=demo if prompt_tokens else None, seed=0)
     total, gaps = 0.0, []
     for t in range(args.steps):
         action, wanted = policy.act(obs), expert.act(obs)

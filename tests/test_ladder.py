@@ -106,7 +106,7 @@ def test_ladder_end_to_end(tmp_path):
 
 
 @pytest.mark.slow  # collects and trains a few steps, then diagnoses the checkpoint
-def test_diagnose_imitation_runs_on_a_ladder_checkpoint(tmp_path, capsys):
+def test_diagnose_imitation_runs_on_a_ladder_checkpoint(tmp_path, capsys, monkeypatch):
     import diagnose_imitation
 
     presets = tmp_path / "presets"
@@ -125,6 +125,20 @@ def test_diagnose_imitation_runs_on_a_ladder_checkpoint(tmp_path, capsys):
     assert "teacher-forced, later of episodes (6 action tokens)" in out
     assert out.count("  t=") == 3 and "closed loop: return" in out and "over 6 steps" in out
     assert "the middle action every step, same seed: return" in out
+    # --prompt-tokens 0 rolls out unprompted, as the short-window recipes are evaluated.
+    from gato.policy import GatoPolicy
+
+    prompts, reset = [], GatoPolicy.reset
+    monkeypatch.setattr(
+        GatoPolicy,
+        "reset",
+        lambda self, prompt=None, seed=None: (prompts.append(prompt), reset(self, prompt, seed)),
+    )
+    assert diagnose_imitation.main([*args, "--prompt-tokens", "0"]) == 0
+    assert prompts and all(p is None for p in prompts)
+    prompts.clear()
+    assert diagnose_imitation.main(args) == 0
+    assert any(p is not None for p in prompts)
 
 
 def test_zero_action_return_takes_scalar_bounds_and_skips_discrete_actions():

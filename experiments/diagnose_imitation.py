@@ -160,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not args.checkpoint:
         parser.error("--checkpoint is required")
+    if args.prompt_tokens < -1:
+        parser.error(
+            f"--prompt-tokens must be -1 (the whole context) or >= 0, got {args.prompt_tokens}"
+        )
     torch.set_num_threads(args.threads)
     model = load_model(args.checkpoint)[0]
     info = get_task(args.task)

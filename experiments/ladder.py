@@ -40,8 +40,9 @@ METRICS = {"success_rate": "success", "normalized_score": "of expert"}
 class LadderArgs:
     """Options of ``python experiments/ladder.py``."""
 
-    task: str = "babyai.go-to-red-ball"
-    """the task to climb: its recipe is experiments/presets/ladder/<task>.json"""
+    task: str = ""
+    """the task to climb: its recipe is experiments/presets/ladder/<task>.json (default
+    babyai.go-to-red-ball; a --recipe names its own task, and a different --task is an error)"""
     stages: str = ",".join(STAGES)
     """comma-separated stages to run, in order: data, train, eval, report"""
     preset_dir: str = "experiments/presets/ladder"
@@ -73,8 +74,26 @@ def run(name: str, cmd: list[str], logs: Path, threads: int) -> float:
     return time.time() - start
 
 
+DEFAULT_TASK = "babyai.go-to-red-ball"
+
+
 def recipe_path(args: LadderArgs) -> Path:
-    return ROOT / args.recipe if args.recipe else ROOT / args.preset_dir / f"{args.task}.json"
+    if args.recipe:
+        return ROOT / args.recipe
+    return ROOT / args.preset_dir / f"{args.task or DEFAULT_TASK}.json"
+
+
+def recipe_task(args: LadderArgs, recipe: dict) -> str:
+    """The task a recipe climbs: a variant's own "task" key (so that it cannot train another
+    task by a wrong --task), else --task (a ladder recipe is named by its task)."""
+    named = recipe.get("task")
+    if named and args.task and args.task != named:
+        raise SystemExit(
+            f"ladder: {recipe_path(args)} is a recipe for {named}, not --task {args.task}"
+        )
+    if args.recipe and not named:
+        raise SystemExit(f'ladder: {recipe_path(args)} names no "task"; add one')
+    return named or args.task or DEFAULT_TASK
 
 
 def load_recipe(args: LadderArgs) -> dict:
@@ -100,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown stages {unknown}; choose from {', '.join(STAGES)}")
     recipe = load_recipe(args)
+    args.task = recipe_task(args, recipe)
     args.data_dir = recipe.get("data_dir", args.data_dir)
     py = sys.executable
     run_dir = ROOT / args.runs_dir / (Path(args.recipe).stem if args.recipe else args.task)
@@ -202,4 +222,6 @@ def _pct(x) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from gato.errors import run_command  # a bad recipe or flag: one line, exit 2
+
+    sys.exit(run_command(main, prog="python experiments/ladder.py"))

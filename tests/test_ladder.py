@@ -55,6 +55,16 @@ def test_bad_recipes_are_clear_errors(tmp_path):
     (tmp_path / "cartpole.balance.json").write_text(json.dumps({"goal": {}}))
     with pytest.raises(SystemExit, match="lacks"):
         ladder.main(["--task", "cartpole.balance", "--preset-dir", str(tmp_path)])
+    # A variant names its task: a different --task, or none at all, is refused before any work.
+    variant = tmp_path / "cartpole.balance-x.json"
+    variant.write_text(json.dumps({"task": "cartpole.balance", **RECIPE}))
+    with pytest.raises(
+        SystemExit, match="a recipe for cartpole.balance, not --task metaworld.reach"
+    ):
+        ladder.main(["--task", "metaworld.reach", "--recipe", str(variant)])
+    variant.write_text(json.dumps(RECIPE))
+    with pytest.raises(SystemExit, match='names no "task"'):
+        ladder.main(["--recipe", str(variant)])
 
 
 @pytest.mark.slow  # collects, trains and evaluates for real (about half a minute)
@@ -87,7 +97,11 @@ def test_ladder_end_to_end(tmp_path):
     assert (tmp_path / "ladder.md").read_text().count("| cartpole.balance |") == 1
     # A variant recipe (an ablation) keeps its own run folder and its own row, and its own data.
     variant = tmp_path / "cartpole.balance@greedy.json"
-    variant.write_text(json.dumps({**RECIPE, "data_dir": str(tmp_path / "variant-data")}))
+    variant.write_text(
+        json.dumps(
+            {"task": "cartpole.balance", **RECIPE, "data_dir": str(tmp_path / "variant-data")}
+        )
+    )
     shutil.copytree(
         tmp_path / "runs" / "cartpole.balance" / "eval", tmp_path / "runs" / variant.stem / "eval"
     )
@@ -152,33 +166,24 @@ def test_zero_action_return_takes_scalar_bounds_and_skips_discrete_actions():
 RECIPES = sorted((ROOT / "experiments" / "presets").glob("ladder*/*.json"))
 
 
-def _task_of(path: Path) -> str:
-    """A ladder recipe is named <task>.json, a variant <task>-<change>.json; task names hold
-    hyphens too, so the task is the longest prefix that names one."""
-    from gato.envs import get_task
-
-    cuts = [i for i, c in enumerate(path.stem) if c == "-"] + [len(path.stem)]
-    for i in sorted(cuts, reverse=True):
-        try:
-            return get_task(path.stem[:i]).name
-        except Exception:
-            continue
-    raise AssertionError(f"{path.name}: no task name in it")
-
-
 @pytest.mark.parametrize("path", RECIPES, ids=[f"{p.parent.name}/{p.stem}" for p in RECIPES])
 def test_every_committed_recipe_parses_with_the_commands_it_drives(path):
     """A recipe's stages are argv for gato.collect, gato.train and gato.evaluate: a misspelt or
     retired key would only fail half an hour into a ladder run."""
     from gato.cli import parse_dataclass_args
     from gato.collect import parse_args as parse_collect
+    from gato.envs import get_task
     from gato.evaluate import EvaluateArgs
     from gato.train_args import parse_args as parse_train
 
-    recipe = ladder.load_recipe(ladder.LadderArgs(recipe=str(path.relative_to(ROOT))))
-    task = _task_of(path)
+    args = ladder.LadderArgs(recipe=str(path.relative_to(ROOT)))
+    recipe = ladder.load_recipe(args)
+    task = ladder.recipe_task(args, recipe) if "task" in recipe else path.stem
     if path.parent.name == "ladder":
         assert task == path.stem
+    else:  # a variant is named <its task>-<its change>
+        assert path.stem.startswith(f"{task}-") and "task" in recipe
+    get_task(task)
     collect = parse_collect(["--task", task, *ladder.flags(recipe["data"])])
     assert collect.episodes == recipe["data"]["episodes"]
     train = parse_train(["--tasks", task, *ladder.flags(recipe["train"])])

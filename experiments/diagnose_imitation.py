@@ -50,6 +50,8 @@ class DiagnoseArgs:
     prompt_tokens: int = -1
     """closed loop: tokens of the recorded episode fed as prompt (-1: the whole context, as
     gato.evaluate does by default; 0: none, as the short-window ladder recipes roll out)"""
+    memory: str = "sliding"
+    """closed loop: the policy's memory, 'sliding' or 'window' (gato/policy.py)"""
     steps: int = 1000
     """steps of the closed-loop episode (at most the task's limit)"""
     seed: int = 2_000_000
@@ -99,7 +101,13 @@ def closed_loop(model, info, args: DiagnoseArgs, demo) -> None:
     expert.reset(env, obs)
     prompt_tokens = args.context if args.prompt_tokens < 0 else args.prompt_tokens
     policy = GatoPolicy(
-        model, info, context_tokens=args.context, prompt_tokens=prompt_tokens, greedy=True, seed=0
+        model,
+        info,
+        context_tokens=args.context,
+        prompt_tokens=prompt_tokens,
+        greedy=True,
+        seed=0,
+        memory=args.memory,
     )
     policy.reset(prompt=demo if prompt_tokens else None, seed=0)
     total, gaps = 0.0, []
@@ -113,7 +121,8 @@ def closed_loop(model, info, args: DiagnoseArgs, demo) -> None:
         if t % args.print_every == 0:
             print(
                 f"  t={t:4d}  policy {np.round(action, 4)}  expert {np.round(wanted, 4)}  "
-                f"gap {gaps[-1]} bins"
+                f"gap {gaps[-1]} bins  reward {total / max(t, 1):.2f}/step  "
+                f"obs {np.round(_flat(obs)[:6], 3)}"
             )
         obs, reward, terminated, truncated, _ = env.step(action)
         total += float(reward)
@@ -124,6 +133,14 @@ def closed_loop(model, info, args: DiagnoseArgs, demo) -> None:
         f"{np.median(gaps):.0f} bins, gap > 10 bins on {np.mean(np.asarray(gaps) > 10):.0%} "
         "of steps"
     )
+
+
+def _flat(obs) -> np.ndarray:
+    """The observation's numeric leaves, concatenated (for printing)."""
+    if isinstance(obs, dict):
+        leaves = [np.ravel(v) for v in obs.values() if np.asarray(v).dtype.kind in "fiu"]
+        return np.concatenate(leaves) if leaves else np.zeros(0)
+    return np.ravel(obs)
 
 
 def zero_action_return(task: str, seed: int, steps: int) -> float | None:
@@ -154,9 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     from gato.cli import parse_dataclass_args
     from gato.envs import get_task
     from gato.jat import read_shard, shard_paths
+    from gato.rollout import MEMORIES
 
     args, parser = parse_dataclass_args(
-        DiagnoseArgs, argv, "python experiments/diagnose_imitation.py", __doc__
+        DiagnoseArgs,
+        argv,
+        "python experiments/diagnose_imitation.py",
+        __doc__,
+        {"memory": MEMORIES},
     )
     if not args.checkpoint:
         parser.error("--checkpoint is required")

@@ -336,6 +336,19 @@ def checkpoint_tasks(state: dict) -> list[str] | None:
     return None
 
 
+def trained_windows(state: dict) -> dict[str, tuple[int, int]]:
+    """{task: (window tokens, prompt budget)} for the tasks a checkpoint was trained on in
+    packed windows (gato/data.py's window_steps), read from its sampler state; {} otherwise.
+    The budget is the share of a window a training prompt could fill (0 if none was drawn)."""
+    sampler = state.get("sampler") or {}
+    config = sampler.get("config") or {}
+    share = config.get("max_prompt_frac", 0.5) if config.get("prompt_prob", 0.25) > 0 else 0.0
+    return {
+        task: (int(tokens), int(share * tokens))
+        for task, tokens in (sampler.get("window_tokens") or {}).items()
+    }
+
+
 def newest_checkpoint(runs_dir: str | os.PathLike = "runs", task: str | None = None) -> Path:
     """The most recently written complete checkpoint under runs_dir (by modification time,
     across every run folder), or a clear error if there is none. With `task`, the newest one

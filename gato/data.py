@@ -19,6 +19,19 @@ deployment prompt, which begins at a timestep; only when a single timestep excee
 the prompt cut mid-timestep. An episode no longer than the budget is the prompt whole. Text rows
 never carry prompts, so with text in the mix the share of prompted rows is below prompt_prob.
 
+[decision] ``window_steps`` > 0 packs rows instead: a row of ``seq_len`` tokens, of one task drawn
+by sample weight (so tokens still follow the weights), is filled with windows of
+``window_steps`` whole timesteps, each from a random episode at a uniformly drawn timestep
+start, and each preceded with probability ``prompt_prob`` by a prompt as above whose budget is
+``max_prompt_frac`` of the task's window (``window_steps`` of its longest timesteps, recorded
+as ``window_tokens``); the last window is cut to the tokens left. Attention and loss targets
+stay inside each window (``TokenBatch.segments``), so a packed row trains exactly like that
+many short rows. Why: a policy trained on long windows copied its previous action instead of
+reading its state (issue 12, experiments/results/ablations.md); a window of one timestep holds
+no earlier action to copy, and packing keeps windows short without padding every row. A
+policy rolls out such a model with window memory (gato/policy.py): the prompt and the last
+whole timesteps that fit the window. Text and image-caption rows are never packed.
+
 Every random choice of row ``index`` at ``step`` comes from a generator seeded with
 ``(seed, split, step, index)``, so a row is the same whichever process, worker or rank builds it,
 and resuming at any step replays the same data: the sampler has no state to save beyond its
@@ -44,6 +57,7 @@ from gato.data_sources import (
     load_task,
     read_documents,
 )
+from gato.data_windows import prompt_span, steps_window, token_window
 from gato.datasets import MAKE_DATA_HINT, read_metadata
 from gato.sequence import TokenBatch, TokenSequence, collate, concatenate
 from gato.vl.sources import PairSource
@@ -89,7 +103,11 @@ class DataConfig:
     prompt_end_prob: float = 0.5
     """Of the prompts, the share taken from the end of the other episode (else a uniform place)."""
     max_prompt_frac: float = 0.5
-    """A prompt's token budget as a share of L (it holds whole timesteps within the budget)."""
+    """A prompt's token budget as a share of L, or of a packed window, which it precedes (so
+    it may exceed 1 there: 1.0 with window_steps=1 is a prompt of one timestep)."""
+    window_steps: int = 0
+    """Pack each episode row with windows of this many timesteps, attention inside each
+    (module docstring); 0 = one window of seq_len tokens per row, the paper's layout."""
     val_episodes: int = 1
     """Filtered episodes (and text documents) held out per task for validation: the last ones by
     index; a task with fewer than 2 keeps all for training, and at least one is always kept."""
@@ -102,10 +120,11 @@ class DataConfig:
         for name in ("prompt_prob", "prompt_end_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not 0.0 <= self.max_prompt_frac < 1.0:
-            raise ValueError(f"max_prompt_frac must be in [0, 1), got {self.max_prompt_frac}")
-        if self.val_episodes < 0 or self.seed < 0:
-            raise ValueError("val_episodes and seed must be >= 0")
+        if not 0.0 <= self.max_prompt_frac < (8.0 if self.window_steps else 1.0):
+            within = "[0, 8) with packed windows" if self.window_steps else "[0, 1)"
+            raise ValueError(f"max_prompt_frac must be in {within}, got {self.max_prompt_frac}")
+        if self.val_episodes < 0 or self.seed < 0 or self.window_steps < 0:
+            raise ValueError("val_episodes, seed and window_steps must be >= 0")
         return self
 
 
@@ -116,7 +135,7 @@ class SampleBatch:
     batch: TokenBatch  # (B, L), right-padded to L
     tasks: list[str]  # task (or 'text') of each row
     domains: list[str]  # family of each row
-    prompt_tokens: np.ndarray  # (B,) int: how many leading tokens of the row are prompt (0 = none)
+    prompt_tokens: np.ndarray  # (B,) int: prompt tokens of the row, over all its windows
 
 
 @dataclass(frozen=True)
@@ -211,6 +230,13 @@ class SequenceSampler:
         w = np.array([weights[t] for t in self.tasks], np.float64)
         self.weights: np.ndarray = w / w.sum()
         self._split_id = SPLITS.index(split)
+        # Packed windows: window_steps of each task's longest timestep (its own training data's,
+        # so train and val windows of a task are the same length; checkpoints record them).
+        self.window_tokens: dict[str, int] = {}
+        if config.window_steps:
+            for name, source in zip(self.tasks, self.sources, strict=True):
+                if isinstance(source, TaskEpisodes):
+                    self.window_tokens[name] = config.window_steps * source.longest_timestep()
 
     # ------------------------------------------------------------------------------ sampling
 
@@ -221,35 +247,66 @@ class SequenceSampler:
         return np.random.default_rng(seq)
 
     def describe(self, step: int, index: int) -> SamplePlan:
-        """The choices behind row `index` of `step`: task, episode, window and prompt."""
+        """The choices behind row `index` of `step`: task, episode, window and prompt (the
+        first window of a packed row: see :meth:`describe_row`)."""
+        return self.describe_row(step, index)[0]
+
+    def describe_row(self, step: int, index: int) -> list[SamplePlan]:
+        """The windows of row `index` of `step`, in order (one unless the row is packed)."""
         rng = self._rng(step, index)
         t = int(rng.choice(len(self.tasks), p=self.weights))
-        source, seq_len = self.sources[t], self.config.seq_len
+        window = self.window_tokens.get(self.tasks[t])
+        if window is None:
+            return [self._plan(rng, t, self.config.seq_len)]
+        plans, used, frac = [], 0, self.config.max_prompt_frac
+        while used < self.config.seq_len:
+            room = self.config.seq_len - used
+            # The last segment is cut to fit, its prompt and window in the same proportion.
+            budget = min(int(frac * window), int(frac * room / (1 + frac)))
+            plans.append(self._plan(rng, t, room, budget, self.config.window_steps))
+            used += plans[-1].length + plans[-1].prompt_length
+        return plans
+
+    def _plan(
+        self,
+        rng: np.random.Generator,
+        t: int,
+        seq_len: int,
+        budget: int | None = None,
+        steps: int = 0,
+    ) -> SamplePlan:
+        """One window of at most `seq_len` tokens of task `t`, with its prompt if drawn (of at
+        most `budget` tokens, default max_prompt_frac * seq_len). `steps` > 0: the window is
+        that many whole timesteps from a uniformly drawn timestep start (packed rows)."""
+        source = self.sources[t]
         if isinstance(source, Documents):
             doc = int(rng.choice(len(source), p=source.probabilities))
-            start, length = _window(rng, source.num_tokens(doc), seq_len)
+            start, length = token_window(rng, source.num_tokens(doc), seq_len)
             return SamplePlan(self.tasks[t], TEXT, source.indices[doc], start, length)
         if isinstance(source, PairSource):  # five (image, text) pairs, randomly cropped to L
             key = int(rng.integers(2**62))  # seeds the row's choice of examples
-            start, length = _window(rng, source.num_tokens(key), seq_len)
+            start, length = token_window(rng, source.num_tokens(key), seq_len)
             return SamplePlan(self.tasks[t], source.family, key, start, length)
         ep = int(rng.integers(len(source)))
-        budget = int(self.config.max_prompt_frac * seq_len)
+        if budget is None:
+            budget = int(self.config.max_prompt_frac * seq_len)
         prompt = {}
         if len(source) >= 2 and budget > 0 and rng.random() < self.config.prompt_prob:
             other = int(rng.integers(len(source) - 1))
             other += other >= ep  # uniform among the other episodes, never `ep` itself
             kind = "end" if rng.random() < self.config.prompt_end_prob else "uniform"
-            p_start, p_stop = _prompt_span(rng, source.offsets[other], budget, kind)
+            p_start, p_stop = prompt_span(rng, source.offsets[other], budget, kind)
             prompt = dict(
                 prompt_kind=kind,
                 prompt_episode=source.indices[other],
                 prompt_start=p_start,
                 prompt_length=p_stop - p_start,
             )
-        start, length = _window(
-            rng, source.num_tokens(ep), seq_len - prompt.get("prompt_length", 0)
-        )
+        room = seq_len - prompt.get("prompt_length", 0)
+        if steps:
+            start, length = steps_window(rng, source.offsets[ep], steps, room)
+        else:
+            start, length = token_window(rng, source.num_tokens(ep), room)
         return SamplePlan(
             self.tasks[t], self.families[t], source.indices[ep], start, length, **prompt
         )
@@ -267,19 +324,26 @@ class SequenceSampler:
         return concatenate([prompt.without_targets(), window])
 
     def sample(self, step: int, index: int) -> tuple[TokenSequence, str, int]:
-        """Row `index` of `step`: (sequence of <= L tokens, task, prompt length)."""
-        plan = self.describe(step, index)
-        return self.sequence(plan), plan.task, plan.prompt_length
+        """Row `index` of `step`: (sequence of <= L tokens, task, prompt tokens), its windows
+        one after another."""
+        plans = self.describe_row(step, index)
+        seq = concatenate([self.sequence(p) for p in plans])
+        return seq, plans[0].task, sum(p.prompt_length for p in plans)
 
     def rows(self, step: int, indices: Sequence[int]) -> SampleBatch:
         """Rows `indices` of `step`, collated and right-padded to L."""
-        plans = [self.describe(step, i) for i in indices]
-        seqs = [self.sequence(p) for p in plans]
+        rows = [self.describe_row(step, i) for i in indices]
+        seqs, segments = [], []
+        for plans in rows:
+            windows = [self.sequence(p) for p in plans]
+            seqs.append(concatenate(windows))
+            sizes = [len(w) for w in windows]
+            segments.append(np.repeat(np.arange(len(windows), dtype=np.int32), sizes))
         return SampleBatch(
-            batch=collate(seqs, self.config.seq_len),
-            tasks=[p.task for p in plans],
-            domains=[p.family for p in plans],
-            prompt_tokens=np.array([p.prompt_length for p in plans], np.int64),
+            batch=collate(seqs, self.config.seq_len, segments),
+            tasks=[plans[0].task for plans in rows],
+            domains=[plans[0].family for plans in rows],
+            prompt_tokens=np.array([sum(p.prompt_length for p in plans) for plans in rows]),
         )
 
     # ------------------------------------------------------------------------------- resume
@@ -302,6 +366,7 @@ class SequenceSampler:
                 for t, s in self._source_of.items()
                 if not isinstance(s, PairSource)  # rows are drawn, not stored: no total
             },
+            "window_tokens": dict(self.window_tokens),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -312,8 +377,11 @@ class SequenceSampler:
         """
         mine = self.state_dict()
         mine["config"].pop("data_dir")
-        theirs = dict(state)
-        theirs["config"] = {k: v for k, v in state.get("config", {}).items() if k != "data_dir"}
+        theirs = {"window_tokens": {}, **state}  # a checkpoint from before packing: none
+        defaults = {"window_steps": 0}  # options added since: their value before existed
+        theirs["config"] = {
+            k: v for k, v in {**defaults, **state.get("config", {})}.items() if k != "data_dir"
+        }
         diffs = [
             f"{key}: checkpoint {theirs.get(key)!r} != now {mine[key]!r}"
             for key in mine
@@ -335,27 +403,3 @@ def _jsonish(value):
     if isinstance(value, float):
         return round(value, 12)
     return value
-
-
-def _window(rng: np.random.Generator, total: int, size: int) -> tuple[int, int]:
-    """A uniformly placed window of `size` tokens in `total` (all of it if it is shorter)."""
-    if total <= size:
-        return 0, total
-    return int(rng.integers(total - size + 1)), size
-
-
-def _prompt_span(
-    rng: np.random.Generator, offsets: np.ndarray, budget: int, kind: str
-) -> tuple[int, int]:
-    """[start, stop) of a prompt of whole timesteps within `budget` tokens (module docstring)."""
-    total = int(offsets[-1])
-    if total <= budget:
-        return 0, total
-    starts = offsets[:-1]
-    if kind == "end":
-        start = int(offsets[np.searchsorted(offsets, total - budget, side="left")])
-        return (start if start < total else total - budget), total
-    # Timestep starts from which the whole budget fits; starts[0] = 0 always qualifies.
-    start = int(starts[rng.integers(np.searchsorted(starts, total - budget, side="right"))])
-    stop = int(offsets[np.searchsorted(offsets, start + budget, side="right") - 1])
-    return start, (stop if stop > start else start + budget)

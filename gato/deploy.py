@@ -20,6 +20,7 @@ import numpy as np
 from gato.cli import check_at_least, parse_dataclass_args
 from gato.errors import UserError, run_command
 from gato.prompts import Prompt, PromptError, load_prompt  # noqa: F401 (re-exported)
+from gato.rollout import MEMORIES
 
 DEFAULT_RUNS_DIR = "runs"
 
@@ -53,6 +54,9 @@ class DeployArgs:
     """tokens of the demonstration fed as prompt (default: context_tokens)"""
     no_cache: bool = False
     """recompute the whole context for every token instead of using the KV cache (slow)"""
+    memory: str | None = None
+    """'sliding' or 'window' memory, as in gato.evaluate (default: window for a task trained on
+    packed windows, whose window and prompt budget then also set the context defaults)"""
     device: str = "cpu"
     """torch device, e.g. cpu or cuda"""
     bf16: bool = False
@@ -130,29 +134,37 @@ class VideoWriter:
 # ------------------------------------------------------------------------------- the command
 
 
-def build_policy(model, task_info, args: DeployArgs, seed: int):
+def build_policy(model, task_info, args: DeployArgs, seed: int, windows=None):
+    """The policy for `args`; `windows`: gato.checkpoint.trained_windows of the checkpoint."""
+    from gato.evaluate_workers import PolicyOptions
     from gato.policy import GatoPolicy
 
+    options = PolicyOptions(args.context_tokens, args.prompt_tokens, memory=args.memory)
+    options.windows = windows or {}
+    context, prompt, memory = options.for_task(task_info.name)
     return GatoPolicy(
         model,
         task_info,
-        context_tokens=args.context_tokens,
-        prompt_tokens=args.prompt_tokens,
+        context_tokens=context,
+        prompt_tokens=prompt,
         greedy=args.greedy,
         temperature=args.temperature,
         use_cache=not args.no_cache,
         seed=seed,
         device=args.device,
+        memory=memory,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     """The command; a mistake in its input is a UserError (one line, exit 2 via run_command)."""
-    args, _ = parse_dataclass_args(DeployArgs, argv, "python -m gato.deploy", __doc__)
+    args, _ = parse_dataclass_args(
+        DeployArgs, argv, "python -m gato.deploy", __doc__, {"memory": MEMORIES}
+    )
     check_args(args)
     import torch
 
-    from gato.checkpoint import CheckpointError, newest_checkpoint
+    from gato.checkpoint import CheckpointError, newest_checkpoint, trained_windows
     from gato.cli import load_user_checkpoint
     from gato.envs import make_env
     from gato.layout_check import LayoutError, check_tasks_fit
@@ -173,8 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(str(e)) from e
     model, ckpt = load_user_checkpoint(ckpt_path, device=args.device)
     check_task_trained(info.name, ckpt.state, args.allow_unseen_task)
+    windows = trained_windows(ckpt.state)
     try:
-        check_tasks_fit([info], ckpt.config, args.context_tokens)
+        check_tasks_fit(
+            [info], ckpt.config, args.context_tokens or windows.get(info.name, (None,))[0]
+        )
         if args.bf16:
             model = model.to(check_bf16(args.device))
     except (LayoutError, ValueError) as e:
@@ -186,10 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     env = make_env(info.name, seed=args.seed, render_mode="rgb_array" if args.video else None)
     fps = args.fps or int(env.metadata.get("render_fps") or 30)
     video = VideoWriter(args.video, fps) if args.video else None
-    policy = build_policy(model, info, args, args.seed)
+    try:
+        policy = build_policy(model, info, args, args.seed, windows)
+        if prompt is not None:
+            policy.reset(prompt)  # a prompt that does not fit the window fails here, not mid-run
+    except ValueError as e:
+        raise UserError(str(e)) from e
     print(
         f"{info.name}: checkpoint {ckpt.path} (step {ckpt.step}), context "
-        f"{policy.context_tokens} tokens, {'greedy' if args.greedy else f'T={args.temperature}'}"
+        f"{policy.context_tokens} tokens ({policy.memory} memory), prompt "
+        f"{policy.prompt_tokens} tokens, {'greedy' if args.greedy else f'T={args.temperature}'}"
         f"{', no cache' if args.no_cache else ''}{', bf16' if args.bf16 else ''}, {args.device}"
     )
     jobs = [

@@ -37,7 +37,7 @@ from gato.cli import check_at_least, check_data_dir, load_user_checkpoint, parse
 from gato.errors import UserError, run_command
 from gato.evaluate_report import THRESHOLDS, _pct, markdown_report, plot_report  # noqa: F401
 from gato.evaluate_workers import PolicyOptions
-from gato.rollout import RolloutJob
+from gato.rollout import MEMORIES, RolloutJob
 
 DEFAULT_RUNS_DIR = "runs"
 # Environments per worker that one batched policy acts for. Measured (make bench, suite rollout,
@@ -79,6 +79,11 @@ class EvaluateArgs:
     """attention window of the sliding memory (default: the model's block_size)"""
     prompt_tokens: int | None = None
     """tokens of the demonstration fed as prompt (default: context_tokens)"""
+    memory: str | None = None
+    """'sliding': a KV cache whose keys carry older context (Transformer-XL); 'window': every
+    forward reads the prompt and the last context_tokens tokens from scratch, as training
+    windows of that length do (default: window for a task trained on packed windows, whose
+    window and prompt budget then also set the context and prompt defaults; else sliding)"""
     device: str = "cpu"
     """torch device of every worker"""
     bf16: bool = False
@@ -239,6 +244,9 @@ def run_rollouts(
     return [done[(job.task, job.index)] for job in jobs]
 
 
+WINDOW = {"sliding": "", "window": " (window memory)"}  # how a report names the memory
+
+
 def default_out(checkpoint: Path) -> Path:
     run = checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else "run"
     return Path(DEFAULT_RUNS_DIR) / "eval" / f"{run}-{checkpoint.name}"
@@ -246,14 +254,21 @@ def default_out(checkpoint: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> dict:
     """The command: the report; a mistake in its input is a UserError (one line, exit 2)."""
-    args, _ = parse_dataclass_args(EvaluateArgs, argv, "python -m gato.evaluate", __doc__)
+    args, _ = parse_dataclass_args(
+        EvaluateArgs, argv, "python -m gato.evaluate", __doc__, {"memory": MEMORIES}
+    )
     ones = ("episodes", "workers", "demos", "num_envs", "max_steps", "context_tokens", "threads")
     check_at_least(args, {**dict.fromkeys(ones, 1), "temperature": 0, "prompt_tokens": 0})
     check_data_dir(args.data_dir)
     from gato import evaluate_vl
 
     evaluate_vl.check_language_args(args.vl_examples, args.text_documents)
-    from gato.checkpoint import CheckpointError, checkpoint_tasks, newest_checkpoint
+    from gato.checkpoint import (
+        CheckpointError,
+        checkpoint_tasks,
+        newest_checkpoint,
+        trained_windows,
+    )
     from gato.deploy import check_bf16, task_by_flag
     from gato.layout_check import LayoutError, check_tasks_fit
     from gato.prompts import demonstrations, steps_for_tokens, truncate_episode
@@ -269,8 +284,19 @@ def main(argv: list[str] | None = None) -> dict:
     source = "--tasks" if args.tasks else f"the task list of {ckpt.path}"
     control, language = evaluate_vl.split_tasks(names)  # vl.* and text.*: evaluate_vl.py
     infos = [task_by_flag(t, source) for t in control]
+    options = PolicyOptions(
+        args.context_tokens,
+        args.prompt_tokens,
+        args.greedy,
+        args.temperature,
+        num_envs=args.num_envs,
+        bf16=args.bf16,
+        memory=args.memory,
+        windows=trained_windows(ckpt.state),
+    )
     try:
-        check_tasks_fit(infos, ckpt.config, args.context_tokens)
+        for info in infos:
+            check_tasks_fit([info], ckpt.config, options.for_task(info.name)[0])
         if args.bf16:
             check_bf16(args.device)
     except (LayoutError, ValueError) as e:
@@ -280,24 +306,20 @@ def main(argv: list[str] | None = None) -> dict:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"--out {out} cannot be made ({e.strerror or e})") from e
-    context = args.context_tokens or ckpt.config.block_size
-    prompt_tokens = context if args.prompt_tokens is None else args.prompt_tokens
     trained = checkpoint_tasks(ckpt.state)
-    jobs = []
+    jobs, layouts = [], {}
     for info in infos:
+        context, prompt_tokens, memory = options.for_task(info.name)
+        context = context or ckpt.config.block_size
+        prompt_tokens = context if prompt_tokens is None else prompt_tokens
+        layouts[info.name] = (
+            f"context {context} tokens{WINDOW[memory]}, prompt {prompt_tokens} tokens"
+        )
         demos = demonstrations(info.name, args.data_dir, args.demos, args.seed)
         # Workers get only the steps a prompt uses (Atari demonstrations are thousands of frames).
         steps = steps_for_tokens(info, prompt_tokens)
         demos = [truncate_episode(d, steps) for d in demos] if prompt_tokens > 0 else []
         jobs += rollout_jobs(info.name, demos, args.episodes, args.seed, args.max_steps)
-    options = PolicyOptions(
-        args.context_tokens,
-        args.prompt_tokens,
-        args.greedy,
-        args.temperature,
-        num_envs=args.num_envs,
-        bf16=args.bf16,
-    )
     start = time.time()
     progress = not args.no_progress
     results = (
@@ -314,14 +336,17 @@ def main(argv: list[str] | None = None) -> dict:
             info.name, info.family, [r["return"] for r in mine], [r["success"] for r in mine]
         )
         row["trained_on"] = None if trained is None else info.name in trained
+        row["layout"] = layouts[info.name]
         row["median_action_ms"] = float(np.median([r["median_action_ms"] for r in mine]))
         rows.append(row)
     policy = "greedy" if args.greedy else f"temperature {args.temperature}"
+    shared = set(layouts.values())
+    layout = shared.pop() if len(shared) == 1 else "per-task context (see the tasks' layout)"
     report = {
         "checkpoint": str(ckpt.path),
         "step": ckpt.step,
         "episodes": args.episodes,
-        "policy": f"{policy}, context {context} tokens, prompt {prompt_tokens} tokens",
+        "policy": f"{policy}, {layout}",
         "args": asdict(args),
         "seconds": round(time.time() - start, 1),
         "tasks": rows,

@@ -32,7 +32,20 @@ class PolicyOptions:
     use_cache: bool = True
     num_envs: int = 16
     bf16: bool = False
+    memory: str | None = None
+    windows: dict[str, tuple[int, int]] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+
+    def for_task(self, task: str) -> tuple[int | None, int | None, str]:
+        """(context_tokens, prompt_tokens, memory) of `task`'s policy. What was given wins; a
+        task the checkpoint trained on packed windows (`windows`, from
+        gato.checkpoint.trained_windows) then defaults to its training window: that many
+        context tokens, its prompt budget, and window memory. Otherwise the policy's defaults."""
+        if task not in self.windows:
+            return self.context_tokens, self.prompt_tokens, self.memory or "sliding"
+        window, budget = self.windows[task]
+        prompt = budget if self.prompt_tokens is None else self.prompt_tokens
+        return self.context_tokens or window, prompt, self.memory or "window"
 
 
 def init_worker(checkpoint: str, device: str, threads: int, options: PolicyOptions) -> None:
@@ -68,16 +81,18 @@ def run_chunk(jobs: list[RolloutJob]) -> list[dict]:
     envs = _state["envs"].setdefault(info.name, [])
     while len(envs) < n:  # envs are reused across chunks: reset(seed=) is pure
         envs.append(make_env(info.name, seed=jobs[0].seed))
+    context, prompt, memory = opts.for_task(info.name)
     policy = GatoPolicy(
         _state["model"],
         info,
-        context_tokens=opts.context_tokens,
-        prompt_tokens=opts.prompt_tokens,
+        context_tokens=context,
+        prompt_tokens=prompt,
         greedy=opts.greedy,
         temperature=opts.temperature,
         use_cache=opts.use_cache,
         device=_state["device"],
         num_envs=n,
+        memory=memory,
     )
     results = run_rollouts(envs[:n], GatoActor(policy), info, jobs)
     return [r.summary() for r in results]

@@ -2,7 +2,8 @@
 
 Conversion lives here, not in the model, so the model stays a pure nn.Module that only ever sees
 tensors. Next-token targets are derived here too: the target of position t is token t+1, counted
-only where loss_mask[t+1] is True (text and action tokens, spec section 4).
+only where loss_mask[t+1] is True (text and action tokens, spec section 4) and, in a packed row,
+only inside one window: the first token of a window has nothing before it to be predicted from.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class GatoInputs:
     patches: torch.Tensor  # (N, P, P, C) float32 scaled pixels
     patch_rows: torch.Tensor  # (N, 2) float32 normalized [start, end) row interval
     patch_cols: torch.Tensor  # (N, 2) float32 normalized [start, end) column interval
+    segments: torch.Tensor | None = None  # (B, T) int32 packed window of each position; None:
+    # one window per row (plain causal attention, the fused path)
 
     @classmethod
     def from_batch(
@@ -35,6 +38,8 @@ class GatoInputs:
         """Tensors on `device` (pinned-memory transfers can pass non_blocking=True)."""
         values = {}
         for f in fields(cls):
+            if f.name == "segments" and not batch.segments.any():
+                continue  # unpacked rows: the model keeps its plain causal path
             arr = np.ascontiguousarray(getattr(batch, f.name))
             values[f.name] = torch.from_numpy(arr).to(device, non_blocking=non_blocking)
         return cls(**values)
@@ -55,6 +60,7 @@ class GatoInputs:
             **{
                 f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
                 for f in fields(self)
+                if getattr(self, f.name) is not None
             }
         )
 
@@ -65,4 +71,6 @@ class GatoInputs:
         targets[:, :-1] = self.tokens[:, 1:]
         mask = torch.zeros_like(self.loss_mask)
         mask[:, :-1] = self.loss_mask[:, 1:]
+        if self.segments is not None:
+            mask[:, :-1] &= self.segments[:, 1:] == self.segments[:, :-1]
         return targets, mask

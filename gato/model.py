@@ -163,6 +163,8 @@ class Gato(nn.Module):
 
         `attn_window`: each query sees only the last `attn_window` keys (a banded causal mask),
         the exact full-sequence equivalent of decoding with a KVCache of that window.
+        `inputs.segments` (packed rows): a query sees only keys of its own window; rotary
+        positions are relative, so each window computes exactly what it would as a row alone.
         """
         b, t = inputs.tokens.shape
         x = self.embed(inputs)  # (B, T, C)
@@ -172,6 +174,10 @@ class Gato(nn.Module):
         if attn_window is not None and t > attn_window:
             offset = positions[:, None] - positions[None, :]  # (T, T) query minus key position
             mask = (offset >= 0) & (offset < attn_window)
+        if inputs.segments is not None:
+            seg = inputs.segments
+            causal = mask if mask is not None else positions[:, None] >= positions[None, :]
+            mask = ((seg[:, :, None] == seg[:, None, :]) & causal)[:, None]  # (B, 1, T, T)
         for block in self.blocks:
             x = block(x, cos, sin, mask)
         x = self.ln_f(x)  # (B, T, C)

@@ -25,18 +25,27 @@ right-padded and masked (gato/kv_cache.py), never truncated. Rows that are feedi
 in their own forward, so one long prompt does not pad every other row to its length. Then each
 further action token is one forward of one token for all rows.
 
-Memory. The cached path feeds tokens through a :class:`gato.kv_cache.KVCache` whose window is
-`context_tokens`: a Transformer-XL style sliding memory (each layer's query sees that layer's
-last `context_tokens` keys, and deeper keys carry older context). The uncached path recomputes
+Memory (`memory="sliding"`, the default). The cached path feeds tokens through a
+:class:`gato.kv_cache.KVCache` whose window is `context_tokens`: a Transformer-XL style sliding
+memory (each layer's query sees that layer's last `context_tokens` keys, and deeper keys carry
+older context). The uncached path recomputes
 the exact same function from scratch, row by row: a banded-causal forward
 (`attn_window=context_tokens`) over the last `n_layer * (context_tokens - 1) + 1` tokens, which is
 the whole receptive field of that memory. So cached and uncached acting agree (up to float
 rounding) even after the window has slid.
+
+Memory `memory="window"`: every forward reads, from scratch (plain causal attention, no cache),
+the row's prompt and then the longest run of its latest tokens that starts at a timestep and
+holds at most `context_tokens` tokens: exactly what a packed training window of that many
+tokens of whole timesteps reads (gato/data.py's window_steps). [decision] A model trained on
+short windows never saw a key that had attended beyond its window, and one trained on windows
+that start at a timestep never saw the end of the timestep before; the sliding memory's deeper
+keys carry older context, so this mode is the rollout that matches that training.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,48 +54,11 @@ import torch
 
 from gato.inputs import GatoInputs
 from gato.kv_cache import KVCache
+from gato.rollout import MEMORIES
+from gato.sampling import recompute_last_logits, sample_tokens
 from gato.sequence import TokenSequence, concatenate, empty_sequence
 from gato.serialize import action_sequence, decode_action, tokenize_timestep
 from gato.specs import DiscreteSpec, action_token_bounds
-
-
-def sample_tokens(
-    logits: torch.Tensor,
-    lo: int,
-    hi: int,
-    greedy: bool = False,
-    temperature: float = 1.0,
-    generators: Sequence[torch.Generator | None] | None = None,
-) -> list[int]:
-    """One token id in [lo, hi) per row of (b, V) logits, row i drawn with generators[i].
-
-    Only the [lo, hi) slice takes part, so an invalid token can never be drawn whatever the
-    logits are. Probabilities are computed in float64 (tiny ones stay exact). temperature <= 0
-    means greedy."""
-    if not 0 <= lo < hi <= logits.shape[-1]:
-        raise ValueError(f"token range [{lo}, {hi}) is outside a vocabulary of {logits.shape[-1]}")
-    valid = logits[:, lo:hi].to(torch.float64)  # (b, hi - lo)
-    if greedy or temperature <= 0:
-        return (torch.argmax(valid, dim=-1) + lo).tolist()
-    probs = torch.softmax(valid / temperature, dim=-1).cpu()  # the generators live on the CPU
-    gens = list(generators) if generators is not None else [None] * len(probs)
-    if len(gens) != len(probs):
-        raise ValueError(f"{len(probs)} rows of logits but {len(gens)} generators")
-    return [
-        lo + int(torch.multinomial(p, 1, generator=g)) for p, g in zip(probs, gens, strict=True)
-    ]
-
-
-def sample_token(
-    logits: torch.Tensor,
-    lo: int,
-    hi: int,
-    greedy: bool = False,
-    temperature: float = 1.0,
-    generator: torch.Generator | None = None,
-) -> int:
-    """One token id in [lo, hi) from a (V,) row of logits (see :func:`sample_tokens`)."""
-    return sample_tokens(logits[None], lo, hi, greedy, temperature, [generator])[0]
 
 
 def prompt_sequence(prompt, task_info, prompt_tokens: int, text_tokenizer=None) -> TokenSequence:
@@ -114,19 +86,6 @@ def prompt_sequence(prompt, task_info, prompt_tokens: int, text_tokenizer=None) 
     return seq.window(0, min(prompt_tokens, len(seq))).without_targets()
 
 
-def recompute_last_logits(model, stream, piece, context_tokens: int, inputs_fn):
-    """The uncached path of the sliding memory: (the new stream, the (V,) logits of its last
-    position), recomputed by a banded-causal forward over the memory's whole receptive field,
-    `n_layer * (context_tokens - 1) + 1` tokens (older ones cannot reach the next logits)."""
-    receptive_field = model.config.n_layer * (context_tokens - 1) + 1
-    stream = concatenate([stream, piece])
-    if len(stream) > receptive_field:
-        stream = stream.window(len(stream) - receptive_field, len(stream))
-    window = context_tokens if len(stream) > context_tokens else None
-    logits, _ = model(inputs_fn([stream]), last_only=True, attn_window=window)
-    return stream, logits[0]
-
-
 @dataclass
 class RowState:
     """What one row (one environment's episode) has accumulated since it started."""
@@ -134,7 +93,8 @@ class RowState:
     generator: torch.Generator
     timestep: int = 0
     pending: list[TokenSequence] = field(default_factory=list)  # fed with the next observation
-    stream: TokenSequence = field(default_factory=empty_sequence)  # uncached path's context
+    stream: TokenSequence = field(default_factory=empty_sequence)  # uncached paths' context
+    prompt: TokenSequence = field(default_factory=empty_sequence)  # window memory's prompt
     fed: int = 0
     prompt_length: int = 0
     prefill: bool = False  # the prompt is still pending: this row feeds it in its own forward
@@ -163,7 +123,11 @@ class GatoPolicy:
         device: str | torch.device = "cpu",
         text_tokenizer=None,
         num_envs: int = 1,
+        memory: str = "sliding",
     ):
+        if memory not in MEMORIES:
+            raise ValueError(f"memory must be one of {MEMORIES}, got {memory!r}")
+        self.memory = memory
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.task_info = task_info
@@ -189,7 +153,8 @@ class GatoPolicy:
         self._bounds = list(zip(lo.tolist(), hi.tolist(), strict=True))
         weight = model.embed.wte.weight
         self.dtype = weight.dtype
-        self._cache = KVCache.for_model(model, 0, window=self.context_tokens) if use_cache else None
+        cached = use_cache and memory == "sliding"
+        self._cache = KVCache.for_model(model, 0, window=self.context_tokens) if cached else None
         self._rows: dict[int, RowState] = {}
         self._order: list[int] = []  # active rows, in cache-row order
         self.reset()
@@ -221,7 +186,9 @@ class GatoPolicy:
         if prompt is not None and self.prompt_tokens > 0:
             seq = prompt_sequence(prompt, self.task_info, self.prompt_tokens, self.text_tokenizer)
             row.prompt_length = len(seq)
-            if len(seq):
+            if self.memory == "window":
+                row.prompt = seq  # read before the window, not counted in it
+            elif len(seq):
                 row.pending.append(seq)  # fed lazily, in one chunk with the first observation
                 row.prefill = True
         self._rows[index] = row
@@ -352,6 +319,8 @@ class GatoPolicy:
             row.pending, row.prefill = [], False
             row.fed += len(chunk)
             chunks.append(chunk)
+        if self.memory == "window":
+            return self._window_logits(indices, chunks)
         if self._cache is None:
             return {i: self._recompute(i, c) for i, c in zip(indices, chunks, strict=True)}
         lengths = [len(c) for c in chunks]
@@ -364,6 +333,28 @@ class GatoPolicy:
             rows=None if rows == list(range(len(self._order))) else rows,
         )
         return dict(zip(indices, logits, strict=True))
+
+    def _window_logits(self, indices: list[int], chunks: list[TokenSequence]):
+        """Window memory: each row's prompt + its last tokens, from scratch; rows whose windows
+        have the same length share one forward (in lockstep that is all of them)."""
+        windows = {}
+        for i, chunk in zip(indices, chunks, strict=True):
+            row = self._rows[i]
+            stream = concatenate([row.stream, chunk])
+            if len(stream) > self.context_tokens:
+                cut = len(stream) - self.context_tokens
+                starts = stream.timestep_starts()
+                starts = starts[starts >= cut]
+                # A timestep longer than the window (layout_check refuses those) is cut.
+                stream = stream.window(int(starts[0]) if len(starts) else cut, len(stream))
+            row.stream = stream
+            windows[i] = concatenate([row.prompt, stream])
+        logits: dict[int, torch.Tensor] = {}
+        for length in sorted({len(w) for w in windows.values()}):
+            group = [i for i in indices if len(windows[i]) == length]
+            out, _ = self.model(self._inputs([windows[i] for i in group]), last_only=True)
+            logits.update(zip(group, out, strict=True))
+        return logits
 
     def _recompute(self, index: int, chunk: TokenSequence) -> torch.Tensor:
         """The uncached path: one row's receptive field through a banded-causal forward."""

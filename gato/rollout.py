@@ -34,6 +34,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+# How a policy's row remembers its past: a sliding KV-cache memory, or a fresh window per
+# forward (gato/policy.py's docstring). Here so that CLIs list them without importing torch.
+MEMORIES = ("sliding", "window")
+
 
 @dataclass
 class RolloutJob:

@@ -137,16 +137,26 @@ class TokenBatch:
     patches: np.ndarray  # (N, 16, 16, C) float32
     patch_rows: np.ndarray  # (N, 2) float32
     patch_cols: np.ndarray  # (N, 2) float32
+    segments: np.ndarray  # (B, L) int32 window of each position in a packed row (all 0 unpacked)
 
     @property
     def shape(self) -> tuple[int, int]:
         return tuple(self.tokens.shape)
 
 
-def collate(seqs: list[TokenSequence], length: int | None = None) -> TokenBatch:
-    """Stack sequences into a batch, right-padded to `length` (default: the longest)."""
+def collate(
+    seqs: list[TokenSequence],
+    length: int | None = None,
+    segments: list[np.ndarray] | None = None,
+) -> TokenBatch:
+    """Stack sequences into a batch, right-padded to `length` (default: the longest).
+
+    `segments[i]` (len(seqs[i]),): which packed window each position of row i belongs to
+    (gato/data.py's window_steps); attention and targets stay inside a window. Default: one."""
     if not seqs:
         raise ValueError("cannot collate an empty list of sequences")
+    if segments is not None and [len(s) for s in segments] != [len(s) for s in seqs]:
+        raise ValueError("segments must give one window index per position of every row")
     longest = max(len(s) for s in seqs)
     length = longest if length is None else length
     if longest > length:
@@ -156,8 +166,12 @@ def collate(seqs: list[TokenSequence], length: int | None = None) -> TokenBatch:
     kinds = np.zeros((b, length), np.uint8)
     local = np.zeros((b, length), np.int64)
     mask = np.zeros((b, length), bool)
+    windows = np.zeros((b, length), np.int32)
     for i, s in enumerate(seqs):
         n = len(s)
+        if segments is not None:
+            windows[i, :n] = segments[i]
+            windows[i, n:] = segments[i][-1] if n else 0  # padding: no query before sees it
         tokens[i, :n], kinds[i, :n] = s.tokens, s.kinds
         local[i, :n], mask[i, :n] = s.local_positions, s.loss_mask
     is_image = kinds == Kind.IMAGE
@@ -176,4 +190,5 @@ def collate(seqs: list[TokenSequence], length: int | None = None) -> TokenBatch:
         patches=merged.patches,
         patch_rows=merged.patch_rows,
         patch_cols=merged.patch_cols,
+        segments=windows,
     )

@@ -37,7 +37,7 @@ import torch
 
 from gato.inputs import GatoInputs
 from gato.kv_cache import KVCache
-from gato.policy import recompute_last_logits, sample_tokens
+from gato.sampling import recompute_last_logits, sample_tokens
 from gato.sequence import Kind, TokenSequence, concatenate, empty_sequence
 from gato.serialize import document_sequence, tokenize_image_text_pairs
 from gato.text import TEXT_VOCAB_SIZE

@@ -129,6 +129,9 @@ class Trainer(CheckpointMixin):
             text_files=tuple(t for t in args.text_files.split(",") if t),
             seq_len=self.seq_len,
             prompt_prob=args.prompt_prob,
+            # Fine-tuning's args have neither: it does not pack, and keeps the default budget.
+            max_prompt_frac=getattr(args, "max_prompt_frac", 0.5),
+            window_steps=getattr(args, "window_steps", 0),
             seed=args.seed,
         )
 

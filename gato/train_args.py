@@ -87,6 +87,12 @@ class TrainArgs:
     """steps between metrics rows and progress-bar updates"""
     prompt_prob: float = 0.25
     """share of sequences that start with a prompt from another episode (0: no prompts)"""
+    max_prompt_frac: float = 0.5
+    """a prompt's token budget as a share of --seq-len, or with --window-steps of a window,
+    which it precedes (there it may exceed 1: 1.0 with --window-steps 1 is one timestep)"""
+    window_steps: int = 0
+    """pack each row with windows of this many timesteps, attention inside each (0: one
+    window of --seq-len tokens per row, the paper's; gato/data.py)"""
 
 
 CHOICES = {
@@ -118,6 +124,7 @@ def parse_args(argv=None) -> TrainArgs:
         "keep_checkpoints": args.keep_checkpoints >= 1,
         "micro_batch_size": args.micro_batch_size >= 0,
         "seq_len": args.seq_len >= 0,
+        "window_steps": args.window_steps >= 0,
     }
     bad = [k for k, ok in checks.items() if not ok]
     if bad:

@@ -363,3 +363,55 @@ def test_held_out_tasks_are_never_in_the_default_mix(data, chars, tmp_path):
     shutil.copytree(root / "cartpole.swingup", only / "cartpole.swingup")
     with pytest.raises(FileNotFoundError, match="only held-out tasks: cartpole.swingup"):
         SequenceSampler(DataConfig(data_dir=str(only)))
+
+
+def test_packed_rows_hold_short_windows_of_one_task(data, chars):
+    """window_steps=2: every episode row is filled to L with windows of two whole timesteps
+    from a timestep start (the last one cut to the room left), each after its prompt, if
+    drawn, of at most half the task's window; each exactly the plan's tokens, with the segment
+    index of its window. Text-observation tasks pack too."""
+    cfg = config(data, tasks=(VECTOR, TEXT_OBS), seq_len=96, window_steps=2)
+    sampler = SequenceSampler(cfg, text_tokenizer=chars)
+    longest = {t: s.longest_timestep() for t, s in zip(sampler.tasks, sampler.sources, strict=True)}
+    assert sampler.window_tokens == {t: 2 * n for t, n in longest.items()}
+    assert longest[VECTOR] == 7  # 5 observations, '|', 1 action
+    batch = sampler.rows(3, range(24))
+    seen_prompt = False
+    for r in range(24):
+        plans = sampler.describe_row(3, r)
+        assert {p.task for p in plans} == {batch.tasks[r]}  # one task per row, by weight
+        window = sampler.window_tokens[batch.tasks[r]]
+        sizes = [p.length + p.prompt_length for p in plans]
+        assert sum(sizes) == 96 and len(plans) >= 96 // (window + window // 2)  # full rows
+        segments = batch.batch.segments[r]
+        np.testing.assert_array_equal(segments, np.repeat(np.arange(len(plans)), sizes))
+        start = 0
+        source = sampler.sources[sampler.tasks.index(batch.tasks[r])]
+        for j, (p, size) in enumerate(zip(plans, sizes, strict=True)):
+            assert p.prompt_length <= window // 2 and p.length <= window
+            offsets = list(source.offsets[source.indices.index(p.episode)])
+            assert p.start in offsets  # from a timestep start ...
+            k = offsets.index(p.start)
+            whole = offsets[min(k + 2, len(offsets) - 1)] - p.start  # ... two whole timesteps
+            assert p.length == whole or (j == len(plans) - 1 and p.length < whole)
+            seen_prompt |= p.prompt_length > 0
+            full = _full(data, p.task, p.episode, chars)
+            got = batch.batch.tokens[r, start + p.prompt_length : start + size]
+            np.testing.assert_array_equal(got, full.tokens[p.start : p.start + p.length])
+            start += size
+    assert seen_prompt and len(set(batch.tasks)) == 2
+    assert sampler.describe(3, 0) == sampler.describe_row(3, 0)[0]
+    unpacked = SequenceSampler(config(data, tasks=(VECTOR,), seq_len=96), text_tokenizer=chars)
+    assert not unpacked.rows(3, range(4)).batch.segments.any()
+
+
+def test_packing_is_recorded_and_old_checkpoints_still_resume(data, chars):
+    packed = SequenceSampler(config(data, tasks=(VECTOR,), window_steps=2), text_tokenizer=chars)
+    state = json.loads(json.dumps(packed.state_dict()))
+    assert state["window_tokens"] == {VECTOR: 14} and state["config"]["window_steps"] == 2
+    plain = SequenceSampler(config(data, tasks=(VECTOR,)), text_tokenizer=chars)
+    with pytest.raises(ValueError, match="window_steps"):
+        plain.load_state_dict(state)
+    before = json.loads(json.dumps(plain.state_dict()))  # as written before packing existed
+    del before["window_tokens"], before["config"]["window_steps"]
+    plain.load_state_dict(before)

@@ -18,12 +18,15 @@ from gato.prompts import PromptError, save_prompt
 TASKS = ["cartpole.balance", "babyai.go-to-red-ball"]
 
 
-def write_checkpoint(run_dir, step: int = 1, tasks=TASKS, sampler=False):
+def write_checkpoint(run_dir, step: int = 1, tasks=TASKS, sampler=False, state=None):
     """A debug checkpoint recording `tasks` as fine-tuning does (state['tasks']), or as
-    gato.train does (state['sampler']['tasks'], a dict keyed by name) with `sampler`."""
+    gato.train does (state['sampler']['tasks'], a dict keyed by name) with `sampler`; `state`
+    replaces either."""
     torch.manual_seed(0)
     cfg = get_config("debug", block_size=256)  # a whole BabyAI timestep (~155 tokens) fits
-    if tasks is None:
+    if state is not None:
+        pass
+    elif tasks is None:
         state = {}
     elif sampler:
         state = {"sampler": {"tasks": {t: {"weight": 1.0} for t in tasks}}}
@@ -213,3 +216,20 @@ def test_help_explains_every_flag(capsys):
     for name in DeployArgs.__dataclass_fields__:
         assert "--" + name.replace("_", "-") in text
     assert "KV cache" in text and "newest checkpoint" in text
+
+
+def test_deploy_rolls_a_packed_checkpoint_out_in_its_training_window(tmp_path, capsys):
+    """Its sampler state records a 14-token cartpole window and a 7-token prompt budget:
+    deployment defaults to window memory over that window, and says so."""
+    sampler = {
+        "tasks": {"cartpole.balance": {}},
+        "window_tokens": {"cartpole.balance": 14},
+        "config": {"prompt_prob": 0.25, "max_prompt_frac": 0.5, "window_steps": 2},
+    }
+    write_checkpoint(tmp_path / "runs" / "r1", state={"sampler": sampler})
+    demo = save_prompt(tmp_path / "demo.pkl", cartpole_episode(30), "cartpole.balance")
+    argv = ["--prompt", str(demo), "--runs-dir", str(tmp_path / "runs"), "--max-steps", "3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "context 14 tokens (window memory), prompt 7 tokens" in out
+    assert "3 steps" in out

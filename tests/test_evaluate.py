@@ -7,6 +7,7 @@ import pytest
 from test_deploy import write_checkpoint
 from test_prompts import cartpole_episode
 
+from gato.checkpoint import trained_windows
 from gato.evaluate import (
     EVAL_SEED_OFFSET,
     aggregate,
@@ -16,6 +17,7 @@ from gato.evaluate import (
     rollout_jobs,
     summarize_task,
 )
+from gato.evaluate_workers import PolicyOptions
 
 TABLE = {
     "a.one": {"random": 0.0, "expert": 10.0},
@@ -87,9 +89,10 @@ def test_rollout_jobs_are_deterministic_and_rotate_demos():
     assert rollout_jobs("cartpole.balance", [], 1, 0, None)[0].prompt is None
 
 
-def run_eval(tmp_path, workers: int, out: str, num_envs: int = 16, episodes: int = 2):
+def run_eval(tmp_path, workers: int, out: str, num_envs: int = 16, episodes: int = 2, extra=()):
     return main(
         [
+            *extra,
             "--num-envs",
             str(num_envs),
             "--checkpoint",
@@ -154,3 +157,26 @@ def test_evaluate_end_to_end_with_workers(eval_setup):
     many = run_eval(eval_setup, 2, "eval8", num_envs=8, episodes=9)["rollouts"]
     single = run_eval(eval_setup, 1, "eval1x9", num_envs=1, episodes=9)["rollouts"]
     assert [r["return"] for r in many] == [r["return"] for r in single]
+
+
+def test_packed_window_checkpoints_roll_out_in_their_training_window(tmp_path, collected):
+    """A checkpoint trained on packed windows (its sampler state records window_tokens) is
+    rolled out, by default, with window memory over its training window and a prompt of its
+    prompt budget; flags still win."""
+    sampler = {
+        "tasks": {"cartpole.balance": {}},
+        "window_tokens": {"cartpole.balance": 14},
+        "config": {"prompt_prob": 0.25, "max_prompt_frac": 0.5, "window_steps": 2},
+    }
+    assert trained_windows({"sampler": sampler}) == {"cartpole.balance": (14, 7)}
+    assert trained_windows({"sampler": {"tasks": {}}}) == {}  # unpacked, or before packing
+    write_checkpoint(tmp_path / "runs" / "r1", state={"sampler": sampler})
+    shutil.copytree(collected / "cartpole.balance", tmp_path / "data" / "cartpole.balance")
+    report = run_eval(tmp_path, 1, "packed", num_envs=2)
+    assert report["tasks"][0]["layout"] == "context 14 tokens (window memory), prompt 7 tokens"
+    flags = ["--memory", "sliding", "--context-tokens", "30", "--prompt-tokens", "0"]
+    report = run_eval(tmp_path, 1, "flags", num_envs=2, extra=flags)
+    assert report["policy"].endswith("context 30 tokens, prompt 0 tokens")
+    opts = PolicyOptions(windows={"cartpole.balance": (14, 7)}, prompt_tokens=0)
+    assert opts.for_task("cartpole.balance") == (14, 0, "window")
+    assert opts.for_task("babyai.open") == (None, 0, "sliding")

@@ -234,3 +234,44 @@ def test_a_local_position_past_the_table_raises_instead_of_clamping():
     inputs.local_positions[0, 0] = -1
     with pytest.raises(ValueError, match="local position -1"):
         debug_model(max_local_positions=20)(inputs)
+
+
+def test_packed_windows_compute_exactly_what_separate_rows_do():
+    """A row packed with windows (segments) gives each window the logits and the loss it gets
+    as a row of its own: attention never crosses a window and the first token of a window is
+    no target (rotary positions are relative, so the offset in the row does not matter)."""
+    from gato.sequence import collate, concatenate
+
+    model = debug_model()
+    with torch.no_grad():  # O(1) activations, so a leak across windows would show
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0, p.shape[-1] ** -0.5)
+    full = [episode(1), episode(2, steps=4, discrete_actions=True)]
+    # The second and third windows start at an action token: a target only in its own row.
+    windows = [full[0].window(0, 37), full[1].window(15, 60), full[0].window(79, 100)]
+    assert all(w.loss_mask[0] for w in windows[1:])
+    segments = [np.full(len(w), i, np.int32) for i, w in enumerate(windows)]
+    packed = GatoInputs.from_batch(collate([concatenate(windows)], 140, [np.concatenate(segments)]))
+    alone = [GatoInputs.from_sequences([w]) for w in windows]
+    logits, _ = model(packed)
+    start = 0
+    for w, inputs in zip(windows, alone, strict=True):
+        expected, _ = model(inputs)
+        torch.testing.assert_close(logits[0, start : start + len(w)], expected[0])
+        start += len(w)
+    targets, mask = packed.next_token_targets()
+    loss_sum = 0.0
+    counted = 0
+    for inputs in alone:
+        t, m = inputs.next_token_targets()
+        _, loss = model(inputs, t, m)
+        loss_sum += loss.item() * int(m.sum())
+        counted += int(m.sum())
+    assert int(mask.sum()) == counted  # window starts are not predicted from the window before
+    _, loss = model(packed, targets, mask)
+    assert abs(loss.item() - loss_sum / counted) < 1e-4
+    unpacked = GatoInputs.from_sequences([concatenate(windows)], 140)
+    assert unpacked.segments is None  # a plain row keeps the fused causal path
+    plain, _ = model(unpacked)
+    assert not torch.allclose(plain[0, 40:60], logits[0, 40:60])  # the mask has teeth

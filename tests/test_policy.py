@@ -8,9 +8,11 @@ from hypothesis import strategies as st
 from model_fixtures import OBS_SPEC, FakeText, debug_model
 
 from gato.envs.task import TaskInfo
+from gato.inputs import GatoInputs
 from gato.jat import Episode
-from gato.policy import GatoPolicy, sample_token
-from gato.sequence import Kind
+from gato.policy import GatoPolicy
+from gato.sampling import sample_token
+from gato.sequence import Kind, concatenate
 from gato.serialize import decode_action, tokenize_episode
 from gato.specs import ContinuousSpec, DiscreteSpec, action_token_bounds
 from gato.tokenizer import CONTINUOUS_OFFSET, NUM_BINS
@@ -319,3 +321,53 @@ def test_bf16_policy_acts_and_stays_close_to_float32():
         assert low.row(0).last_logits.dtype == low._cache.k[0].dtype == torch.bfloat16
         scale = b.abs().max().item()
         assert (a - b).abs().max().item() < 0.1 * scale
+
+
+# ------------------------------------------------------------------------- window memory
+
+
+def test_window_memory_reads_what_a_training_window_reads():
+    """memory='window': every action token's logits equal a plain forward over the prompt and
+    the longest run of the episode's latest tokens that starts at a timestep and fits
+    `context_tokens` (tokenize_episode of the observations and actions taken): what a packed
+    training window of whole timesteps reads."""
+    spec = ContinuousSpec((2,))
+    info = task(spec)
+    rng = np.random.default_rng(5)
+    demo = Episode(
+        "test.task",
+        {"continuous_observations": rng.normal(size=(6, 5))},
+        rng.uniform(-1, 1, (6, 2)),
+        np.zeros(6, np.float32),
+    )
+    ctx, prompt_tokens = 16, 4  # steps are 8 tokens: the window holds two
+    policy = GatoPolicy(
+        SHARP, info, context_tokens=ctx, prompt_tokens=prompt_tokens, greedy=True,
+        memory="window",
+    )  # fmt: skip
+    policy.reset(demo)
+    assert policy._cache is None and len(policy.row(0).prompt) == prompt_tokens
+    steps = [state_obs(rng) for _ in range(6)]
+    logits, actions = [], []
+    for o in steps:
+        actions.append(policy.act(o))
+        logits.append(policy.row(0).last_logits)
+    stacked = {"continuous_observations": np.stack([s["continuous_observations"] for s in steps])}
+    stream = tokenize_episode(stacked, np.stack(actions), STATE_SPEC, spec)
+    prompt = tokenize_episode(demo.observations, demo.actions, STATE_SPEC, spec)
+    prompt = prompt.window(0, prompt_tokens).without_targets()
+    seen = set()
+    for t in range(len(steps)):
+        for k in range(2):
+            end = 8 * t + 6 + k  # position of action token k of step t
+            start = 8 * max(t - 1, 0)  # the step before and this one: 8 + 6 + k <= 16 tokens
+            window = stream.window(start, end)
+            inputs = GatoInputs.from_sequences([concatenate([prompt, window])])
+            with torch.no_grad():
+                expected, _ = SHARP(inputs, last_only=True)
+            diff = (logits[t][k] - expected[0]).abs().max().item()
+            assert diff < 1e-5, (t, k, diff)
+            seen.add(int(stream.tokens[end]))
+    assert len(seen) >= 3  # the actions depend on the window: the comparison has teeth
+    with pytest.raises(ValueError, match="memory must be one of"):
+        GatoPolicy(MODEL, info, memory="cache")

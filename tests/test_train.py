@@ -163,6 +163,30 @@ def test_tiny_run_lowers_validation_loss(data_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_packed_one_timestep_windows_learn_and_are_recorded(data_dir, tmp_path):
+    """--window-steps 1: rows of 126 tokens hold 18 one-timestep cartpole windows; the run
+    learns the held-out actions, its checkpoint records the window, and a resume with another
+    packing is refused (it would not replay the same rows)."""
+    import json
+
+    run = tmp_path / "run"
+    args = ["--size", "debug", "--seq-len", "126", "--batch-size", "8", "--lr", "3e-3",
+            "--steps", "30", "--log-every", "10", "--eval-every", "30", "--eval-batches", "2",
+            "--ckpt-every", "30", "--num-workers", "0", "--data-dir", str(data_dir),
+            "--run-dir", str(run), "--window-steps", "1", "--prompt-prob", "0"]  # fmt: skip
+    main(args)
+    val = _losses(run, "val_loss")
+    assert val[30] < 6.0 and val[30] < val[0] - 4.0, val
+    state = json.loads((run / "checkpoints" / "step_00000030" / "state.json").read_text())
+    assert state["sampler"]["window_tokens"] == {"cartpole.balance": 7}
+    assert state["sampler"]["config"]["window_steps"] == 1
+    longer = [*args[:-4], "--window-steps", "2", "--prompt-prob", "0", "--steps", "40",
+              "--resume"]  # fmt: skip
+    with pytest.raises(UserError, match="window_steps"):
+        main(longer)
+
+
+@pytest.mark.slow
 def test_resume_after_sigkill_repeats_the_uninterrupted_run(data_dir, reference, tmp_path):
     run = tmp_path / "run"
     args = [*COMMON, "--data-dir", str(data_dir), "--run-dir", str(run),

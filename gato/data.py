@@ -108,6 +108,9 @@ class DataConfig:
     window_steps: int = 0
     """Pack each episode row with windows of this many timesteps, attention inside each
     (module docstring); 0 = one window of seq_len tokens per row, the paper's layout."""
+    task_window_steps: dict[str, int] = field(default_factory=dict)
+    """window_steps per task name or family (as task_weights names them), over window_steps;
+    0 leaves that task's rows unpacked."""
     val_episodes: int = 1
     """Filtered episodes (and text documents) held out per task for validation: the last ones by
     index; a task with fewer than 2 keeps all for training, and at least one is always kept."""
@@ -120,11 +123,15 @@ class DataConfig:
         for name in ("prompt_prob", "prompt_end_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not 0.0 <= self.max_prompt_frac < (8.0 if self.window_steps else 1.0):
-            within = "[0, 8) with packed windows" if self.window_steps else "[0, 1)"
+        packed = self.window_steps or any(self.task_window_steps.values())
+        if not 0.0 <= self.max_prompt_frac < (8.0 if packed else 1.0):
+            within = "[0, 8) with packed windows" if packed else "[0, 1)"
             raise ValueError(f"max_prompt_frac must be in {within}, got {self.max_prompt_frac}")
         if self.val_episodes < 0 or self.seed < 0 or self.window_steps < 0:
             raise ValueError("val_episodes, seed and window_steps must be >= 0")
+        bad = {k: v for k, v in self.task_window_steps.items() if v < 0}
+        if bad:
+            raise ValueError(f"task_window_steps must be >= 0, got {bad}")
         return self
 
 
@@ -230,13 +237,22 @@ class SequenceSampler:
         w = np.array([weights[t] for t in self.tasks], np.float64)
         self.weights: np.ndarray = w / w.sum()
         self._split_id = SPLITS.index(split)
-        # Packed windows: window_steps of each task's longest timestep (its own training data's,
+        # Packed windows: window steps of each task's longest timestep (its own training data's,
         # so train and val windows of a task are the same length; checkpoints record them).
+        self.window_steps: dict[str, int] = {}
         self.window_tokens: dict[str, int] = {}
-        if config.window_steps:
-            for name, source in zip(self.tasks, self.sources, strict=True):
-                if isinstance(source, TaskEpisodes):
-                    self.window_tokens[name] = config.window_steps * source.longest_timestep()
+        for name, source, family in zip(self.tasks, self.sources, self.families, strict=True):
+            by = config.task_window_steps
+            steps = by.get(name, by.get(family, config.window_steps))
+            if steps and isinstance(source, TaskEpisodes):
+                self.window_steps[name] = steps
+                self.window_tokens[name] = steps * source.longest_timestep()
+        unknown = set(config.task_window_steps) - set(self.tasks) - set(self.families)
+        if unknown:
+            raise ValueError(
+                f"task_window_steps names {sorted(unknown)}, which are neither tasks nor "
+                f"families of this mix ({', '.join(self.tasks)})"
+            )
 
     # ------------------------------------------------------------------------------ sampling
 
@@ -263,7 +279,7 @@ class SequenceSampler:
             room = self.config.seq_len - used
             # The last segment is cut to fit, its prompt and window in the same proportion.
             budget = min(int(frac * window), int(frac * room / (1 + frac)))
-            plans.append(self._plan(rng, t, room, budget, self.config.window_steps))
+            plans.append(self._plan(rng, t, room, budget, self.window_steps[self.tasks[t]]))
             used += plans[-1].length + plans[-1].prompt_length
         return plans
 
@@ -378,7 +394,7 @@ class SequenceSampler:
         mine = self.state_dict()
         mine["config"].pop("data_dir")
         theirs = {"window_tokens": {}, **state}  # a checkpoint from before packing: none
-        defaults = {"window_steps": 0}  # options added since: their value before existed
+        defaults = {"window_steps": 0, "task_window_steps": {}}  # options added since then
         theirs["config"] = {
             k: v for k, v in {**defaults, **state.get("config", {})}.items() if k != "data_dir"
         }

@@ -66,7 +66,10 @@ class Trainer(CheckpointMixin):
         self.config: GatoConfig = self.model_config()
         self.seq_len = self.config.block_size
         data = self.data_config()
-        self.sampler = SequenceSampler(data, "train")
+        try:
+            self.sampler = SequenceSampler(data.validate(), "train")
+        except ValueError as e:  # an option that does not fit the data (e.g. a window name)
+            raise UserError(str(e)) from e
         try:
             self.val_sampler = SequenceSampler(data, "val")
         except ValueError:  # no task has enough episodes to hold one out
@@ -125,13 +128,19 @@ class Trainer(CheckpointMixin):
         return DataConfig(
             data_dir=args.data_dir,
             tasks=tuple(t for t in args.tasks.split(",") if t),
-            task_weights={k: float(v) for k, v in _pairs(args.task_weights)},
+            task_weights={k: float(v) for k, v in _pairs(args.task_weights, "--task-weights")},
             text_files=tuple(t for t in args.text_files.split(",") if t),
             seq_len=self.seq_len,
             prompt_prob=args.prompt_prob,
             # Fine-tuning's args have neither: it does not pack, and keeps the default budget.
             max_prompt_frac=getattr(args, "max_prompt_frac", 0.5),
             window_steps=getattr(args, "window_steps", 0),
+            task_window_steps={
+                k: int(v)
+                for k, v in _pairs(
+                    getattr(args, "task_window_steps", ""), "--task-window-steps", int
+                )
+            },
             seed=args.seed,
         )
 
@@ -311,9 +320,24 @@ class Trainer(CheckpointMixin):
         return last
 
 
-def _pairs(text: str):
-    """'a=1,b=2' -> [('a', '1'), ('b', '2')]."""
-    return [tuple(p.split("=", 1)) for p in text.split(",") if p]
+def _pairs(text: str, flag: str, kind=float) -> list[tuple[str, str]]:
+    """'a=1,b=2' -> [('a', '1'), ('b', '2')]; a UserError naming `flag` unless every value
+    reads as `kind` (float or int)."""
+    pairs = [tuple(p.split("=", 1)) for p in text.split(",") if p]
+    for pair in pairs:
+        if len(pair) != 2 or not pair[0] or not _reads_as(pair[1], kind):
+            raise UserError(
+                f"{flag}: {'='.join(pair)!r} is not name={kind.__name__} ({flag} a=1,b=2)"
+            )
+    return pairs
+
+
+def _reads_as(text: str, kind) -> bool:
+    try:
+        kind(text)
+    except ValueError:
+        return False
+    return True
 
 
 def main(argv=None) -> dict:

@@ -93,6 +93,8 @@ class TrainArgs:
     window_steps: int = 0
     """pack each row with windows of this many timesteps, attention inside each (0: one
     window of --seq-len tokens per row, the paper's; gato/data.py)"""
+    task_window_steps: str = ""
+    """--window-steps per task or family as name=steps,... (e.g. babyai=3; 0: unpacked)"""
 
 
 CHOICES = {

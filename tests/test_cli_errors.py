@@ -123,6 +123,21 @@ CASES = [
         (*TRAIN, "--data-dir", "{root}/empty", "--tasks", "cartpole.swingup"),
         ["--tasks", "no collected data for task 'cartpole.swingup'", "make data"],
     ),
+    (
+        "train",
+        (*TRAIN, "--data-dir", "{root}/empty", "--task-weights", "dmc"),
+        ["--task-weights", "'dmc' is not name=float"],
+    ),
+    (
+        "train",
+        (*TRAIN, "--data-dir", "{root}/empty", "--task-window-steps", "babyai=1.5"),
+        ["--task-window-steps", "'babyai=1.5' is not name=int"],
+    ),
+    (
+        "train",
+        (*TRAIN, "--data-dir", "{root}/empty", "--max-prompt-frac", "1.5"),
+        ["max_prompt_frac must be in [0, 1), got 1.5"],
+    ),
     ("train", (*TRAIN, "--steps", "0"), ["--steps"]),
     ("train", (*TRAIN, "--steps", "abc"), ["--steps", "invalid int value: 'abc'"]),
     ("train", ("--size", "tiny", "--resume"), ["--resume needs --run-dir"]),

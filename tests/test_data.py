@@ -415,3 +415,19 @@ def test_packing_is_recorded_and_old_checkpoints_still_resume(data, chars):
     before = json.loads(json.dumps(plain.state_dict()))  # as written before packing existed
     del before["window_tokens"], before["config"]["window_steps"]
     plain.load_state_dict(before)
+
+
+def test_window_steps_per_task_or_family(data, chars):
+    """task_window_steps overrides window_steps by task name or family; 0 leaves a task's rows
+    unpacked; a name that is neither is an error naming it."""
+    cfg = config(data, tasks=(VECTOR, TEXT_OBS), seq_len=96, window_steps=1,
+                 task_window_steps={"babyai": 0})  # fmt: skip
+    sampler = SequenceSampler(cfg, text_tokenizer=chars)
+    assert sampler.window_steps == {VECTOR: 1} and sampler.window_tokens == {VECTOR: 7}
+    kinds = {sampler.describe_row(0, i)[0].task: len(sampler.describe_row(0, i)) for i in range(40)}
+    assert kinds[VECTOR] > 1 and kinds[TEXT_OBS] == 1  # packed, and one plain window
+    cfg = config(data, tasks=(VECTOR, TEXT_OBS), task_window_steps={TEXT_OBS: 2})
+    sampler = SequenceSampler(cfg, text_tokenizer=chars)
+    assert sampler.window_steps == {TEXT_OBS: 2}
+    with pytest.raises(ValueError, match=r"names \['dmcx'\]"):
+        SequenceSampler(config(data, tasks=(VECTOR,), task_window_steps={"dmcx": 1}))

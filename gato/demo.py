@@ -35,8 +35,8 @@ class DemoArgs:
     """folder for the data, the run, the evaluation, the prompt and the video"""
     tasks: str = "cartpole.balance,metaworld.reach,babyai.go-to-red-ball"
     """comma-separated tasks to collect, train on, evaluate and deploy (the first one)"""
-    episodes: int = 12
-    """expert episodes collected per task"""
+    episodes: int = 100
+    """expert episodes collected per task (cheap: about a second of expert time each at most)"""
     size: str = "debug"
     """model size from gato.config.SIZES"""
     steps: int = 1500
@@ -44,11 +44,19 @@ class DemoArgs:
     batch_size: int = 8
     """sequences per training step"""
     seq_len: int = 512
-    """tokens per training sequence: debug's whole context, three BabyAI timesteps of ~159
-    tokens (gato.train refuses a context shorter than one timestep of a task)"""
+    """tokens per training sequence: debug's whole context (gato.train refuses a context
+    shorter than one timestep of a task; a BabyAI timestep is ~155 tokens)"""
+    window_steps: int = 1
+    """timesteps per packed training window (gato.train --window-steps; 0: one window of
+    --seq-len tokens per row, the paper's layout); the rollouts read the same window"""
+    task_window_steps: str = ""
+    """--window-steps per task or family, as name=steps,... (gato.train --task-window-steps)"""
+    max_prompt_frac: float = 1.0
+    """a prompt's budget as a share of a packed window (1.0: one timestep with one-step
+    windows), or of --seq-len unpacked (then below 1)"""
     lr: float = 1e-3
     """peak learning rate"""
-    eval_episodes: int = 5
+    eval_episodes: int = 10
     """evaluation rollouts per task"""
     seed: int = 0
     """seed for collection, training and rollouts"""
@@ -64,7 +72,7 @@ def parse_args(argv=None) -> DemoArgs:
     choices = {"size": sorted(SIZES)}
     args = parse_dataclass_args(DemoArgs, argv, "python -m gato.demo", __doc__, choices)[0]
     ones = ("episodes", "steps", "batch_size", "seq_len", "eval_episodes", "workers")
-    check_at_least(args, dict.fromkeys(ones, 1))
+    check_at_least(args, {**dict.fromkeys(ones, 1), "window_steps": 0, "max_prompt_frac": 0})
     if not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr}")
     return args
@@ -119,6 +127,12 @@ def main(argv=None) -> dict:
             str(args.batch_size),
             "--seq-len",
             str(args.seq_len),
+            "--window-steps",
+            str(args.window_steps),
+            "--task-window-steps",
+            args.task_window_steps,
+            "--max-prompt-frac",
+            str(args.max_prompt_frac),
             "--lr",
             str(args.lr),
             "--seed",

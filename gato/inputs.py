@@ -74,3 +74,29 @@ class GatoInputs:
         if self.segments is not None:
             mask[:, :-1] &= self.segments[:, 1:] == self.segments[:, :-1]
         return targets, mask
+
+
+def packed_windows(segments: torch.Tensor, max_padding: float = 0.25):
+    """The windows of packed rows, bucketed by length: a list of (index, valid), both (n, W):
+    the flat (row-major) positions of n windows, each right-padded to the bucket's longest W
+    (padding repeats the window's last position), and which entries are real. A bucket's
+    windows are at least W / (1 + max_padding) long, so padding costs at most that share."""
+    b, t = segments.shape
+    starts = torch.ones(b, t, dtype=torch.bool, device=segments.device)
+    starts[:, 1:] = segments[:, 1:] != segments[:, :-1]  # every row starts a window
+    first = torch.nonzero(starts.reshape(-1)).squeeze(1)  # (N,) flat start of each window
+    lengths = torch.diff(first, append=torch.tensor([b * t], device=first.device))
+    by_length = torch.argsort(lengths)
+    sizes = lengths[by_length].tolist()
+    buckets, begin = [], 0
+    for i in range(1, len(sizes) + 1):
+        if i == len(sizes) or sizes[i] > sizes[begin] * (1 + max_padding):
+            chosen = by_length[begin:i]
+            width = sizes[i - 1]
+            offsets = torch.arange(width, device=first.device)
+            valid = offsets[None, :] < lengths[chosen][:, None]  # (n, W)
+            last = (first[chosen] + lengths[chosen] - 1)[:, None]
+            index = torch.minimum(first[chosen][:, None] + offsets[None, :], last)
+            buckets.append((index, valid))
+            begin = i
+    return buckets

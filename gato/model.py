@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from gato.config import GatoConfig
 from gato.embedding import GatoEmbedding
-from gato.inputs import GatoInputs
+from gato.inputs import GatoInputs, packed_windows
 from gato.kv_cache import KVCache
 from gato.tokenizer import CONTINUOUS_OFFSET, NUM_BINS
 
@@ -166,20 +166,13 @@ class Gato(nn.Module):
         `inputs.segments` (packed rows): a query sees only keys of its own window; rotary
         positions are relative, so each window computes exactly what it would as a row alone.
         """
-        b, t = inputs.tokens.shape
         x = self.embed(inputs)  # (B, T, C)
-        positions = torch.arange(t, device=x.device)
-        cos, sin = rotary_cos_sin(positions, self.config.d_head, self.config.rope_base, x.dtype)
-        mask = None
-        if attn_window is not None and t > attn_window:
-            offset = positions[:, None] - positions[None, :]  # (T, T) query minus key position
-            mask = (offset >= 0) & (offset < attn_window)
-        if inputs.segments is not None:
-            seg = inputs.segments
-            causal = mask if mask is not None else positions[:, None] >= positions[None, :]
-            mask = ((seg[:, :, None] == seg[:, None, :]) & causal)[:, None]  # (B, 1, T, T)
-        for block in self.blocks:
-            x = block(x, cos, sin, mask)
+        if inputs.segments is None:
+            x = self._blocks(x, attn_window)
+        elif attn_window is not None:
+            raise ValueError("attn_window applies to unpacked rows only (inputs.segments is set)")
+        else:
+            x = self._blocks_by_window(x, inputs.segments)
         x = self.ln_f(x)  # (B, T, C)
 
         if targets is None:
@@ -195,6 +188,34 @@ class Gato(nn.Module):
         y = targets[target_mask]  # (M,)
         loss = F.cross_entropy(logits.float(), y, reduction="sum") / max(y.numel(), 1)
         return logits[:, : self.config.vocab_size], loss
+
+    def _blocks(self, x: torch.Tensor, attn_window: int | None = None) -> torch.Tensor:
+        """The transformer blocks over (N, T, C) rows, causal (banded with `attn_window`)."""
+        t = x.shape[1]
+        positions = torch.arange(t, device=x.device)
+        cos, sin = rotary_cos_sin(positions, self.config.d_head, self.config.rope_base, x.dtype)
+        mask = None
+        if attn_window is not None and t > attn_window:
+            offset = positions[:, None] - positions[None, :]  # (T, T) query minus key position
+            mask = (offset >= 0) & (offset < attn_window)
+        for block in self.blocks:
+            x = block(x, cos, sin, mask)
+        return x
+
+    def _blocks_by_window(self, x: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+        """Packed rows: every window through the blocks as a row of its own, right-padded, with
+        plain causal attention (padding comes after a window's tokens, so none of them sees
+        it), in buckets of similar lengths. Exactly the block-diagonal causal mask over the
+        packed row, without its (T, T) scores."""
+        b, t, c = x.shape
+        flat = x.reshape(b * t, c)
+        pieces, where = [], []
+        for index, valid in packed_windows(segments):  # (n, W) flat positions, (n, W) real
+            y = self._blocks(flat[index])  # (n, W, C)
+            pieces.append(y[valid])
+            where.append(index[valid])
+        order = torch.argsort(torch.cat(where))  # every position is in exactly one window
+        return torch.cat(pieces)[order].reshape(b, t, c)
 
     def forward_cached(
         self,

@@ -275,3 +275,23 @@ def test_packed_windows_compute_exactly_what_separate_rows_do():
     assert unpacked.segments is None  # a plain row keeps the fused causal path
     plain, _ = model(unpacked)
     assert not torch.allclose(plain[0, 40:60], logits[0, 40:60])  # the mask has teeth
+
+
+def test_packed_windows_cover_every_position_once_in_bounded_buckets():
+    from gato.inputs import packed_windows
+
+    # Row 0: windows of 3, 5 and 40 tokens; row 1: 5, 5, 2 and 36.
+    lengths = [[3, 5, 40], [5, 5, 2, 36]]
+    segments = torch.tensor(
+        [np.repeat(np.arange(len(row)), row).tolist() for row in lengths], dtype=torch.int32
+    )
+    buckets = packed_windows(segments, max_padding=0.25)
+    seen = torch.cat([index[valid] for index, valid in buckets])
+    assert sorted(seen.tolist()) == list(range(2 * 48))  # each position in exactly one window
+    for index, valid in buckets:
+        real = valid.sum(1)
+        assert real.max() <= index.shape[1] and real.min() * 1.25 >= index.shape[1]
+        # Each window's entries are its own consecutive positions, padding repeating the last.
+        steps = torch.diff(index, dim=1)
+        assert ((steps == 1) | ((steps == 0) & ~valid[:, 1:])).all()
+    assert sorted(int(v.sum(1).max()) for _, v in buckets) == [2, 3, 5, 40]

@@ -214,6 +214,11 @@ def _extras(recipe: dict) -> str:
         extras.append(f"epsilon {data['epsilon']}")
     if train.get("bin_init"):
         extras.append(f"{train['bin_init']} bin init")
+    if train.get("window_steps"):
+        steps = train["window_steps"]
+        extras.append(f"packed windows of {steps} timestep{'s' if steps > 1 else ''}")
+    if train.get("prompt_prob") == 0:
+        extras.append("no prompts")
     return "".join(f", {e}" for e in extras)
 
 

@@ -44,6 +44,16 @@ def state_obs(rng) -> dict:
     return {"continuous_observations": rng.normal(size=5).astype(np.float32)}
 
 
+def state_demo(rng, steps: int, action_dims: int, reward: float = 0.0) -> Episode:
+    """A demonstration of STATE_SPEC observations and continuous actions."""
+    return Episode(
+        "test.task",
+        {"continuous_observations": rng.normal(size=(steps, 5))},
+        rng.uniform(-1, 1, (steps, action_dims)),
+        np.full(steps, reward, np.float32),
+    )
+
+
 def rich_obs(rng) -> dict:
     """One step of model_fixtures.OBS_SPEC: text, an image, discrete and continuous values."""
     return {
@@ -149,12 +159,7 @@ def test_prompt_is_context_only_and_cut_to_prompt_tokens():
     spec = ContinuousSpec((1,))
     info = task(spec)
     rng = np.random.default_rng(0)
-    demo = Episode(
-        "test.task",
-        {"continuous_observations": rng.normal(size=(50, 5))},
-        rng.uniform(-1, 1, (50, 1)),
-        np.ones(50, np.float32),
-    )
+    demo = state_demo(rng, 50, 1, reward=1.0)
     policy = GatoPolicy(MODEL, info, prompt_tokens=20, use_cache=False, seed=0)
     policy.reset(demo)
     assert policy.prompt_length == 20 and policy.tokens_fed == 20
@@ -334,12 +339,7 @@ def test_window_memory_reads_what_a_training_window_reads():
     spec = ContinuousSpec((2,))
     info = task(spec)
     rng = np.random.default_rng(5)
-    demo = Episode(
-        "test.task",
-        {"continuous_observations": rng.normal(size=(6, 5))},
-        rng.uniform(-1, 1, (6, 2)),
-        np.zeros(6, np.float32),
-    )
+    demo = state_demo(rng, 6, 2)
     ctx, prompt_tokens = 16, 4  # steps are 8 tokens: the window holds two
     policy = GatoPolicy(
         SHARP, info, context_tokens=ctx, prompt_tokens=prompt_tokens, greedy=True,

@@ -35,8 +35,8 @@ class DemoArgs:
     """folder for the data, the run, the evaluation, the prompt and the video"""
     tasks: str = "cartpole.balance,metaworld.reach,babyai.go-to-red-ball"
     """comma-separated tasks to collect, train on, evaluate and deploy (the first one)"""
-    episodes: int = 100
-    """expert episodes collected per task (cheap: about a second of expert time each at most)"""
+    episodes: int = 12
+    """expert episodes collected per task"""
     size: str = "debug"
     """model size from gato.config.SIZES"""
     steps: int = 1500
@@ -46,17 +46,17 @@ class DemoArgs:
     seq_len: int = 512
     """tokens per training sequence: debug's whole context (gato.train refuses a context
     shorter than one timestep of a task; a BabyAI timestep is ~155 tokens)"""
-    window_steps: int = 1
+    window_steps: int = 0
     """timesteps per packed training window (gato.train --window-steps; 0: one window of
     --seq-len tokens per row, the paper's layout); the rollouts read the same window"""
     task_window_steps: str = ""
     """--window-steps per task or family, as name=steps,... (gato.train --task-window-steps)"""
-    max_prompt_frac: float = 1.0
-    """a prompt's budget as a share of a packed window (1.0: one timestep with one-step
-    windows), or of --seq-len unpacked (then below 1)"""
+    max_prompt_frac: float = 0.5
+    """a prompt's budget as a share of --seq-len, or of a packed window (there up to 8: 1.0
+    with --window-steps 1 is a one-timestep prompt)"""
     lr: float = 1e-3
     """peak learning rate"""
-    eval_episodes: int = 10
+    eval_episodes: int = 5
     """evaluation rollouts per task"""
     seed: int = 0
     """seed for collection, training and rollouts"""

@@ -134,14 +134,22 @@ class VideoWriter:
 # ------------------------------------------------------------------------------- the command
 
 
+def policy_layout(args: DeployArgs, task: str, windows=None) -> tuple[int | None, int | None, str]:
+    """(context tokens, prompt tokens, memory) for `task`: the flags, else the checkpoint's
+    packed training window (`windows`: gato.checkpoint.trained_windows), as gato.evaluate."""
+    from gato.evaluate_workers import PolicyOptions
+
+    options = PolicyOptions(
+        args.context_tokens, args.prompt_tokens, memory=args.memory, windows=windows or {}
+    )
+    return options.for_task(task)
+
+
 def build_policy(model, task_info, args: DeployArgs, seed: int, windows=None):
     """The policy for `args`; `windows`: gato.checkpoint.trained_windows of the checkpoint."""
-    from gato.evaluate_workers import PolicyOptions
     from gato.policy import GatoPolicy
 
-    options = PolicyOptions(args.context_tokens, args.prompt_tokens, memory=args.memory)
-    options.windows = windows or {}
-    context, prompt, memory = options.for_task(task_info.name)
+    context, prompt, memory = policy_layout(args, task_info.name, windows)
     return GatoPolicy(
         model,
         task_info,
@@ -187,9 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     check_task_trained(info.name, ckpt.state, args.allow_unseen_task)
     windows = trained_windows(ckpt.state)
     try:
-        check_tasks_fit(
-            [info], ckpt.config, args.context_tokens or windows.get(info.name, (None,))[0]
-        )
+        check_tasks_fit([info], ckpt.config, policy_layout(args, info.name, windows)[0])
         if args.bf16:
             model = model.to(check_bf16(args.device))
     except (LayoutError, ValueError) as e:
@@ -201,12 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     env = make_env(info.name, seed=args.seed, render_mode="rgb_array" if args.video else None)
     fps = args.fps or int(env.metadata.get("render_fps") or 30)
     video = VideoWriter(args.video, fps) if args.video else None
-    try:
-        policy = build_policy(model, info, args, args.seed, windows)
-        if prompt is not None:
-            policy.reset(prompt)  # a prompt that does not fit the window fails here, not mid-run
-    except ValueError as e:
-        raise UserError(str(e)) from e
+    policy = build_policy(model, info, args, args.seed, windows)
     print(
         f"{info.name}: checkpoint {ckpt.path} (step {ckpt.step}), context "
         f"{policy.context_tokens} tokens ({policy.memory} memory), prompt "

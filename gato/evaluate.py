@@ -81,8 +81,8 @@ class EvaluateArgs:
     """tokens of the demonstration fed as prompt (default: context_tokens)"""
     memory: str | None = None
     """'sliding': a KV cache whose keys carry older context (Transformer-XL); 'window': every
-    forward reads the prompt and the last context_tokens tokens from scratch, as training
-    windows of that length do (default: window for a task trained on packed windows, whose
+    forward reads the prompt and the latest whole timesteps within context_tokens from scratch,
+    as packed training windows do (default: window for a task trained on packed windows, whose
     window and prompt budget then also set the context and prompt defaults; else sliding)"""
     device: str = "cpu"
     """torch device of every worker"""

@@ -335,8 +335,9 @@ class GatoPolicy:
         return dict(zip(indices, logits, strict=True))
 
     def _window_logits(self, indices: list[int], chunks: list[TokenSequence]):
-        """Window memory: each row's prompt + its last tokens, from scratch; rows whose windows
-        have the same length share one forward (in lockstep that is all of them)."""
+        """Window memory: each row's prompt + its latest whole timesteps within
+        context_tokens, from scratch; rows whose windows have the same length share one forward
+        (in lockstep that is all of them)."""
         windows = {}
         for i, chunk in zip(indices, chunks, strict=True):
             row = self._rows[i]

@@ -128,19 +128,16 @@ class Trainer(CheckpointMixin):
         return DataConfig(
             data_dir=args.data_dir,
             tasks=tuple(t for t in args.tasks.split(",") if t),
-            task_weights={k: float(v) for k, v in _pairs(args.task_weights, "--task-weights")},
+            task_weights=_pairs(args.task_weights, "--task-weights"),
             text_files=tuple(t for t in args.text_files.split(",") if t),
             seq_len=self.seq_len,
             prompt_prob=args.prompt_prob,
             # Fine-tuning's args have neither: it does not pack, and keeps the default budget.
             max_prompt_frac=getattr(args, "max_prompt_frac", 0.5),
             window_steps=getattr(args, "window_steps", 0),
-            task_window_steps={
-                k: int(v)
-                for k, v in _pairs(
-                    getattr(args, "task_window_steps", ""), "--task-window-steps", int
-                )
-            },
+            task_window_steps=_pairs(
+                getattr(args, "task_window_steps", ""), "--task-window-steps", int
+            ),
             seed=args.seed,
         )
 
@@ -320,24 +317,20 @@ class Trainer(CheckpointMixin):
         return last
 
 
-def _pairs(text: str, flag: str, kind=float) -> list[tuple[str, str]]:
-    """'a=1,b=2' -> [('a', '1'), ('b', '2')]; a UserError naming `flag` unless every value
-    reads as `kind` (float or int)."""
-    pairs = [tuple(p.split("=", 1)) for p in text.split(",") if p]
-    for pair in pairs:
-        if len(pair) != 2 or not pair[0] or not _reads_as(pair[1], kind):
+def _pairs(text: str, flag: str, kind=float) -> dict:
+    """'a=1,b=2' -> {'a': kind('1'), 'b': kind('2')}; a UserError naming `flag` otherwise."""
+    out = {}
+    for part in (p for p in text.split(",") if p):
+        name, _, value = part.partition("=")
+        try:
+            if not name:
+                raise ValueError("no name")
+            out[name] = kind(value)
+        except ValueError:
             raise UserError(
-                f"{flag}: {'='.join(pair)!r} is not name={kind.__name__} ({flag} a=1,b=2)"
-            )
-    return pairs
-
-
-def _reads_as(text: str, kind) -> bool:
-    try:
-        kind(text)
-    except ValueError:
-        return False
-    return True
+                f"{flag}: {part!r} is not name={kind.__name__} ({flag} a=1,b=2)"
+            ) from None
+    return out
 
 
 def main(argv=None) -> dict:

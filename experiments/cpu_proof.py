@@ -63,6 +63,10 @@ class ProofArgs:
     """evaluation reports, Figure 9 and the ablation (committed)"""
     episodes: int = 20
     """evaluation rollouts per task"""
+    eval_greedy_tasks: str = "dmc,metaworld"
+    """tasks or families acted greedily at evaluation (gato.evaluate --greedy-tasks; the others
+    sample at temperature 1): the single-task ladder's choice, greedy for continuous control
+    and sampled for BabyAI, where greedy loops (experiments/results/ladder.md); "" samples all"""
     eval_max_steps: int = 0
     """cap on agent steps per evaluation rollout, here and in fine-tuning (0: the task's limit)"""
     fig9_task: str = "cartpole.swingup"
@@ -150,14 +154,24 @@ def stage_pretrain(args: ProofArgs, py: list[str]) -> dict[str, list[str]]:
 
 
 def stage_eval(args: ProofArgs, py: list[str]) -> dict[str, list[str]]:
-    tasks = json.loads((ROOT / args.train_preset).read_text())["tasks"]
-    commands = {}
+    preset = json.loads((ROOT / args.train_preset).read_text())
+    tasks, commands = preset["tasks"], {}
     for name, run_name, prompt_tokens in EVALS if args.unprompted_eval else EVALS[:2]:
         run, out = Path(args.runs_dir) / f"pretrain-{run_name}", Path(args.out) / f"eval-{name}"
+        if (final_step(run) or 0) < preset["steps"]:
+            print(
+                f"cpu_proof: {run} has not finished its {preset['steps']} steps (at "
+                f"{final_step(run)}): eval-{name} waits for the pretrain stage",
+                flush=True,
+            )
+            continue
         report = out / "eval.json"
         if report.is_file():
             old = json.loads(report.read_text())
-            same = old["args"].get("max_steps") == (args.eval_max_steps or None)
+            same = (
+                old["args"].get("max_steps") == (args.eval_max_steps or None)
+                and (old["args"].get("greedy_tasks") or "") == args.eval_greedy_tasks
+            )
             if same and old["step"] == final_step(run) and old["episodes"] == args.episodes:
                 print(f"cpu_proof: {report} is up to date", flush=True)
                 continue
@@ -165,6 +179,7 @@ def stage_eval(args: ProofArgs, py: list[str]) -> dict[str, list[str]]:
                "--episodes", str(args.episodes), "--workers", "1", "--data-dir", args.data_dir,
                "--out", str(out), "--no-progress"]  # fmt: skip
         cmd += [] if prompt_tokens is None else ["--prompt-tokens", str(prompt_tokens)]
+        cmd += ["--greedy-tasks", args.eval_greedy_tasks] if args.eval_greedy_tasks else []
         commands[f"eval-{name}"] = cmd + max_steps(args, "--max-steps")
     return commands
 

@@ -116,12 +116,17 @@ def pretraining_facts(run: Path) -> dict:
     rows = read_metrics(run / "metrics.csv")
     val = [r for r in rows if "val_loss" in r]
     train = [r for r in rows if "loss" in r]
-    from gato.checkpoint import list_checkpoints
+    from gato.checkpoint import list_checkpoints, load_checkpoint
 
     last = list_checkpoints(run)[-1]
     return {
-        # args.json is written at the start, the last checkpoint at the end (resumes included)
-        "wall_seconds": round(last.stat().st_mtime - (run / "args.json").stat().st_mtime, 1),
+        "step": int(last.name.split("_")[-1]),
+        # the training steps' own time, summed over every start of the run (no evals, no saves)
+        "train_seconds": round(float(load_checkpoint(last, False).state["train_seconds"]), 1),
+        # args.json is rewritten at every start: the wall time since the last (re)start
+        "wall_seconds_since_last_start": round(
+            last.stat().st_mtime - (run / "args.json").stat().st_mtime, 1
+        ),
         "last_val": {k: v for k, v in val[-1].items() if k.startswith("val_loss") or k == "step"}
         if val
         else None,
@@ -143,6 +148,9 @@ def write_report(args) -> None:
     pretraining = {}
     for name in ("prompted", "noprompt"):
         run = runs / f"pretrain-{name}"
+        if not (run / "loss.png").is_file():  # a run not finished (its curve comes at the end)
+            print(f"cpu_proof: {run} has not finished: its facts and curve are left out")
+            continue
         shutil.copyfile(run / "loss.png", out / f"pretrain-{name}-loss.png")
         pretraining[name] = pretraining_facts(run)
     preset = json.loads((Path(__file__).resolve().parents[1] / args.train_preset).read_text())

@@ -58,6 +58,10 @@ class DemoArgs:
     """peak learning rate"""
     eval_episodes: int = 5
     """evaluation rollouts per task"""
+    greedy_tasks: str = ""
+    """tasks or families whose evaluation and deployment act greedily (gato.evaluate
+    --greedy-tasks, e.g. dmc,metaworld as the single-task ladder does); the others sample at
+    temperature 1 ("": sample all, the paper's deployment)"""
     seed: int = 0
     """seed for collection, training and rollouts"""
     workers: int = 2
@@ -84,6 +88,7 @@ def _stage(number: int, text: str) -> None:
 
 def main(argv=None) -> dict:
     from gato import deploy, evaluate, prompts, train
+    from gato.evaluate import greedy_names
 
     args = parse_args(argv)
     out = Path(args.out)
@@ -92,6 +97,7 @@ def main(argv=None) -> dict:
     if not names:
         raise UserError(f"--tasks {args.tasks!r}: give comma-separated task names")
     tasks = [task_by_flag(name, "--tasks").name for name in names]
+    greedy_names(args.greedy_tasks)  # an unknown name fails now, not after training
     started = time.perf_counter()
 
     _stage(1, f"collecting {args.episodes} expert episodes per task into {data}")
@@ -163,11 +169,12 @@ def main(argv=None) -> dict:
             str(args.seed),
             "--out",
             str(evaluation),
+            *(["--greedy-tasks", args.greedy_tasks] if args.greedy_tasks else []),
         ]
     )
 
     _stage(4, f"deploying on {tasks[0]} with a prompt made from a demonstration")
-    prompt = out / "demo.pkl"
+    prompt, first = out / "demo.pkl", get_task(tasks[0])
     video = out / f"{tasks[0]}.mp4"
     prompts.main(["--task", tasks[0], "--out", str(prompt), "--data-dir", str(data)])
     deploy.main(
@@ -182,6 +189,7 @@ def main(argv=None) -> dict:
             str(args.seed),
             "--video",
             str(video),
+            *(["--greedy"] if greedy_names(args.greedy_tasks) & {tasks[0], first.family} else []),
         ]
     )
 

@@ -71,6 +71,9 @@ class EvaluateArgs:
     """distinct demonstrations per task; rollout i is prompted with demonstration i mod demos"""
     greedy: bool = False
     """take the most likely valid token instead of sampling"""
+    greedy_tasks: str | None = None
+    """comma-separated tasks or families (dmc, metaworld, babyai, atari, mujoco) acted greedily;
+    the others sample at --temperature (the single-task ladder's choice: dmc,metaworld)"""
     temperature: float = 1.0
     """sampling temperature (0 = greedy)"""
     max_steps: int | None = None
@@ -247,6 +250,23 @@ def run_rollouts(
 WINDOW = {"sliding": "", "window": " (window memory)"}  # how a report names the memory
 
 
+def greedy_names(text: str | None) -> frozenset[str]:
+    """--greedy-tasks as canonical task and family names; an unknown one is a UserError."""
+    from gato.deploy import task_by_flag
+    from gato.envs import FAMILIES
+
+    names = set()
+    for name in (text or "").split(","):
+        if name := name.strip():
+            names.add(name if name in FAMILIES else task_by_flag(name, "--greedy-tasks").name)
+    return frozenset(names)
+
+
+def decoding(options: PolicyOptions, task: str, family: str, temperature: float) -> str:
+    """How a report names one task's action decoding."""
+    return "greedy" if options.greedy_for(task, family) else f"temperature {temperature}"
+
+
 def default_out(checkpoint: Path) -> Path:
     run = checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else "run"
     return Path(DEFAULT_RUNS_DIR) / "eval" / f"{run}-{checkpoint.name}"
@@ -293,6 +313,7 @@ def main(argv: list[str] | None = None) -> dict:
         bf16=args.bf16,
         memory=args.memory,
         windows=trained_windows(ckpt.state),
+        greedy_tasks=greedy_names(args.greedy_tasks),
     )
     try:
         for info in infos:
@@ -337,9 +358,12 @@ def main(argv: list[str] | None = None) -> dict:
         )
         row["trained_on"] = None if trained is None else info.name in trained
         row["layout"] = layouts[info.name]
+        row["decoding"] = decoding(options, info.name, info.family, args.temperature)
         row["median_action_ms"] = float(np.median([r["median_action_ms"] for r in mine]))
         rows.append(row)
     policy = "greedy" if args.greedy else f"temperature {args.temperature}"
+    if options.greedy_tasks and not args.greedy:
+        policy = f"greedy on {', '.join(sorted(options.greedy_tasks))}, else {policy}"
     shared = set(layouts.values())
     layout = shared.pop() if len(shared) == 1 else "per-task context (see the tasks' layout)"
     report = {

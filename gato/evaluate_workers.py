@@ -34,7 +34,13 @@ class PolicyOptions:
     bf16: bool = False
     memory: str | None = None
     windows: dict[str, tuple[int, int]] = field(default_factory=dict)
+    greedy_tasks: frozenset[str] = frozenset()
     extra: dict = field(default_factory=dict)
+
+    def greedy_for(self, task: str, family: str) -> bool:
+        """Whether `task`'s actions are the most likely valid token: all with `greedy`, else
+        those named in `greedy_tasks` by canonical task or family name."""
+        return self.greedy or task in self.greedy_tasks or family in self.greedy_tasks
 
     def for_task(self, task: str) -> tuple[int | None, int | None, str]:
         """(context_tokens, prompt_tokens, memory) of `task`'s policy. What was given wins; a
@@ -87,7 +93,7 @@ def run_chunk(jobs: list[RolloutJob]) -> list[dict]:
         info,
         context_tokens=context,
         prompt_tokens=prompt,
-        greedy=opts.greedy,
+        greedy=opts.greedy_for(info.name, info.family),
         temperature=opts.temperature,
         use_cache=opts.use_cache,
         device=_state["device"],

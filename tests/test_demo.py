@@ -33,6 +33,8 @@ def test_demo_collects_trains_evaluates_and_deploys(tmp_path):
             "256",
             "--eval-episodes",
             "1",
+            "--greedy-tasks",
+            "dmc",
         ],
         capture_output=True,
         text=True,
@@ -45,6 +47,9 @@ def test_demo_collects_trains_evaluates_and_deploys(tmp_path):
         "cartpole.balance",
     ]
     assert all(row["normalized_score"] is not None for row in summary["tasks"])
+    # --greedy-tasks dmc: cartpole acts greedily, BabyAI samples.
+    decoding = {row["task"]: row["decoding"] for row in summary["tasks"]}
+    assert decoding == {"babyai.go-to-red-ball": "temperature 1.0", "cartpole.balance": "greedy"}
     for path in (*summary["plots"].values(), summary["video"], summary["prompt"]):
         assert Path(path).stat().st_size > 0, path
     assert (out / "eval" / "eval.md").read_text().count("|") > 10

@@ -225,3 +225,22 @@ def test_a_reused_env_replays_a_fresh_envs_episode(task):
     if task.startswith("metaworld."):  # the goal differs per seed, from the first observation
         assert fresh not in others
     env.close()
+
+
+def test_babyai_reset_keeps_minigrids_rejection_prints_out_of_stdout(capsys):
+    """minigrid prints a line for every level layout it rejects and redraws; our env keeps
+    them out of stdout (a 5,000-episode collection printed thousands), the raw env does not."""
+    import gymnasium as gym
+
+    from gato.envs import get_task, make_env
+
+    info = get_task("babyai.go-to-local")
+    raw = gym.make(info.env_id, disable_env_checker=True)
+    for seed in range(40):
+        raw.reset(seed=seed)
+    assert "Sampling rejected" in capsys.readouterr().out  # these seeds do reject layouts
+    env = make_env(info.name)
+    for seed in range(40):
+        obs, _ = env.reset(seed=seed)
+    assert capsys.readouterr().out == ""
+    assert obs["text_observations"]  # the mission is still there

@@ -8,6 +8,7 @@ from test_deploy import write_checkpoint
 from test_prompts import cartpole_episode
 
 from gato.checkpoint import trained_windows
+from gato.errors import UserError
 from gato.evaluate import (
     EVAL_SEED_OFFSET,
     aggregate,
@@ -180,3 +181,26 @@ def test_packed_window_checkpoints_roll_out_in_their_training_window(tmp_path, c
     opts = PolicyOptions(windows={"cartpole.balance": (14, 7)}, prompt_tokens=0)
     assert opts.for_task("cartpole.balance") == (14, 0, "window")
     assert opts.for_task("babyai.open") == (None, 0, "sliding")
+
+
+def test_greedy_tasks_act_greedily_by_task_or_family(eval_setup):
+    """--greedy-tasks names tasks or families acted greedily: the same rollouts as --greedy for
+    a named one, sampled ones for the others; an unknown name is a one-line error."""
+    greedy = run_eval(eval_setup, 1, "g", episodes=4, extra=["--greedy"])
+    by_family = run_eval(eval_setup, 1, "f", episodes=4, extra=["--greedy-tasks", "dmc"])
+    by_task = run_eval(eval_setup, 1, "t", episodes=4, extra=["--greedy-tasks", "cartpole.balance"])
+    sampled = run_eval(eval_setup, 1, "s", episodes=4, extra=["--greedy-tasks", "babyai"])
+
+    def returns(report):
+        return [r["return"] for r in report["rollouts"]]
+
+    assert returns(greedy) == returns(by_family) == returns(by_task)
+    assert returns(sampled) != returns(greedy)
+    assert by_family["tasks"][0]["decoding"] == "greedy"
+    assert sampled["tasks"][0]["decoding"] == "temperature 1.0"
+    assert by_family["policy"].startswith("greedy on dmc, else temperature 1.0")
+    options = PolicyOptions(greedy_tasks=frozenset({"metaworld"}))
+    assert options.greedy_for("metaworld.reach", "metaworld")
+    assert not options.greedy_for("babyai.open", "babyai")
+    with pytest.raises(UserError, match="--greedy-tasks"):
+        run_eval(eval_setup, 1, "bad", extra=["--greedy-tasks", "dmc,nosuch.task"])

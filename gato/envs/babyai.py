@@ -14,6 +14,8 @@ Names: 'BabyAI-GoToRedBall-v0' -> 'babyai.go-to-red-ball' (digits stay with thei
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import string
 
@@ -108,6 +110,13 @@ class BabyAIObservation(gym.ObservationWrapper, RecordConstructorArgs):
                 TEXT_OBS: gym.spaces.Text(MISSION_MAX_LENGTH, charset=MISSION_CHARSET),
             }
         )
+
+    def reset(self, **kwargs):
+        # minigrid's level generator prints a line for every layout it rejects and redraws
+        # ("Sampling rejected: unreachable object at ..."): thousands in a collection's log. The
+        # retries are part of the level's own sampling, so they are kept out of stdout.
+        with contextlib.redirect_stdout(io.StringIO()):
+            return super().reset(**kwargs)
 
     def observation(self, observation):
         direction = np.array([observation["direction"]], np.int64)

@@ -67,6 +67,8 @@ class ProofArgs:
     """tasks or families acted greedily at evaluation (gato.evaluate --greedy-tasks; the others
     sample at temperature 1): the single-task ladder's choice, greedy for continuous control
     and sampled for BabyAI, where greedy loops (experiments/results/ladder.md); "" samples all"""
+    eval_workers: int = 1
+    """rollout worker processes per evaluation (two evaluations run side by side, one each)"""
     eval_max_steps: int = 0
     """cap on agent steps per evaluation rollout, here and in fine-tuning (0: the task's limit)"""
     fig9_task: str = "cartpole.swingup"
@@ -94,6 +96,9 @@ class ProofArgs:
     """processes at once (one thread each)"""
     unprompted_eval: bool = False
     """also evaluate the prompted model without prompts (separates training from prompting)"""
+    before: str = ""
+    """an earlier proof's --out (e.g. experiments/results/cpu-proof): the report puts its prompted
+    scores beside this one's in <out>/before-after.md ("": none)"""
 
 
 def run_parallel(commands: dict[str, list[str]], logs: Path, jobs: int) -> None:
@@ -176,7 +181,8 @@ def stage_eval(args: ProofArgs, py: list[str]) -> dict[str, list[str]]:
                 print(f"cpu_proof: {report} is up to date", flush=True)
                 continue
         cmd = [*py, "-m", "gato.evaluate", "--checkpoint", str(run), "--tasks", tasks,
-               "--episodes", str(args.episodes), "--workers", "1", "--data-dir", args.data_dir,
+               "--episodes", str(args.episodes), "--workers", str(args.eval_workers),
+               "--data-dir", args.data_dir,
                "--out", str(out), "--no-progress"]  # fmt: skip
         cmd += [] if prompt_tokens is None else ["--prompt-tokens", str(prompt_tokens)]
         cmd += ["--greedy-tasks", args.eval_greedy_tasks] if args.eval_greedy_tasks else []

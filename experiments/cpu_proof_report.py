@@ -3,7 +3,8 @@ and the run facts (model size, data sizes, wall times), from the files the other
 
     python experiments/cpu_proof.py --stages report
 
-Writes <out>/ablation.md, ablation.png, facts.json and each pretraining run's loss curve.
+Writes <out>/ablation.md, ablation.png, facts.json, each pretraining run's loss curve and, with
+--before, before-after.md: an earlier proof's prompted scores beside this one's.
 """
 
 from __future__ import annotations
@@ -46,6 +47,52 @@ def ablation_markdown(evals: dict[str, dict]) -> str:
                        ("share_above_80", "share of tasks at or above 80%")):  # fmt: skip
         cells = [_pct(evals[n]["aggregate"][key]) for n in names]
         lines.append(f"| **{label}** | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+VECTOR_FAMILIES = ("dmc", "metaworld", "mujoco")  # the issue's vector-observation tasks
+
+
+def proof_goal(report: dict) -> dict:
+    """Issue 12's goal on one evaluation: at least 80% of expert on at least three quarters of
+    the vector-observation tasks and at least 50% on every one."""
+    scores = {r["task"]: r["normalized_score"] for r in report["tasks"]
+              if r["family"] in VECTOR_FAMILIES}  # fmt: skip
+    above_80 = [t for t, v in scores.items() if v is not None and v >= 0.8]
+    below_50 = [t for t, v in scores.items() if v is None or v < 0.5]
+    share = len(above_80) / len(scores) if scores else 0.0
+    return {"vector_tasks": len(scores), "at_least_80": above_80, "below_50": below_50,
+            "met": bool(scores) and share >= 0.75 and not below_50}  # fmt: skip
+
+
+def before_after_markdown(before: dict, after: dict) -> str:
+    """One row per task: the earlier run's prompted evaluation against this one's."""
+    old = {r["task"]: r for r in before["tasks"]}
+    lines = [
+        "| task | before: normalized | before: success | after: normalized | after: success "
+        "| after: decoding |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in after["tasks"]:
+        b = old.get(r["task"], {})
+        lines.append(
+            f"| {r['task']} | {_pct(b.get('normalized_score'))} | {_pct(b.get('success_rate'))} "
+            f"| {_pct(r['normalized_score'])} | {_pct(r['success_rate'])} "
+            f"| {r.get('decoding', '-')} |"
+        )
+    for key, label in (("mean_normalized_score", "mean, all tasks"),
+                       ("share_above_50", "share of tasks at or above 50%"),
+                       ("share_above_80", "share of tasks at or above 80%")):  # fmt: skip
+        lines.append(f"| **{label}** | {_pct(before['aggregate'][key])} | | "
+                     f"{_pct(after['aggregate'][key])} | | |")  # fmt: skip
+    goal = proof_goal(after)
+    lines += [
+        "",
+        f"Goal (80% of expert on three quarters of the {goal['vector_tasks']} vector-observation "
+        f"tasks, 50% on every one): {'met' if goal['met'] else 'not met'}; at or above 80%: "
+        f"{', '.join(goal['at_least_80']) or 'none'}; below 50%: "
+        f"{', '.join(goal['below_50']) or 'none'}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -143,6 +190,11 @@ def write_report(args) -> None:
         (out / "ablation.md").write_text(ablation_markdown(evals))
         ablation_plot(evals, out / "ablation.png")
         print((out / "ablation.md").read_text())
+    before = Path(args.before) / "eval-prompted" / "eval.json" if args.before else None
+    if before and before.is_file() and "prompted" in evals:
+        table = before_after_markdown(json.loads(before.read_text()), evals["prompted"])
+        (out / "before-after.md").write_text(table)
+        print(table)
     import shutil
 
     pretraining = {}

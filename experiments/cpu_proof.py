@@ -163,10 +163,11 @@ def stage_eval(args: ProofArgs, py: list[str]) -> dict[str, list[str]]:
     tasks, commands = preset["tasks"], {}
     for name, run_name, prompt_tokens in EVALS if args.unprompted_eval else EVALS[:2]:
         run, out = Path(args.runs_dir) / f"pretrain-{run_name}", Path(args.out) / f"eval-{name}"
-        if (final_step(run) or 0) < preset["steps"]:
+        step = final_step(run)
+        if (step or 0) < preset["steps"]:
             print(
                 f"cpu_proof: {run} has not finished its {preset['steps']} steps (at "
-                f"{final_step(run)}): eval-{name} waits for the pretrain stage",
+                f"{step}): eval-{name} waits for the pretrain stage",
                 flush=True,
             )
             continue
@@ -177,7 +178,7 @@ def stage_eval(args: ProofArgs, py: list[str]) -> dict[str, list[str]]:
                 old["args"].get("max_steps") == (args.eval_max_steps or None)
                 and (old["args"].get("greedy_tasks") or "") == args.eval_greedy_tasks
             )
-            if same and old["step"] == final_step(run) and old["episodes"] == args.episodes:
+            if same and old["step"] == step and old["episodes"] == args.episodes:
                 print(f"cpu_proof: {report} is up to date", flush=True)
                 continue
         cmd = [*py, "-m", "gato.evaluate", "--checkpoint", str(run), "--tasks", tasks,

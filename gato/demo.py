@@ -89,6 +89,7 @@ def _stage(number: int, text: str) -> None:
 def main(argv=None) -> dict:
     from gato import deploy, evaluate, prompts, train
     from gato.evaluate import greedy_names
+    from gato.evaluate_workers import PolicyOptions
 
     args = parse_args(argv)
     out = Path(args.out)
@@ -97,7 +98,7 @@ def main(argv=None) -> dict:
     if not names:
         raise UserError(f"--tasks {args.tasks!r}: give comma-separated task names")
     tasks = [task_by_flag(name, "--tasks").name for name in names]
-    greedy_names(args.greedy_tasks)  # an unknown name fails now, not after training
+    greedy = PolicyOptions(greedy_tasks=greedy_names(args.greedy_tasks))  # fails before training
     started = time.perf_counter()
 
     _stage(1, f"collecting {args.episodes} expert episodes per task into {data}")
@@ -189,7 +190,7 @@ def main(argv=None) -> dict:
             str(args.seed),
             "--video",
             str(video),
-            *(["--greedy"] if greedy_names(args.greedy_tasks) & {tasks[0], first.family} else []),
+            *(["--greedy"] if greedy.greedy_for(first.name, first.family) else []),
         ]
     )
 

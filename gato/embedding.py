@@ -99,7 +99,10 @@ class GatoEmbedding(nn.Module):
             # at their positions: index_put without accumulate also blocks wte's gradient there.
             flat = is_patch.view(-1).nonzero().squeeze(1)  # (n,) positions into B*T
             rows = inputs.patch_index.view(-1)[flat]  # (n,) rows into `patches`
-            p = self.patch_encoder(inputs.patches[rows])  # (n, C)
+            if inputs.patch_embeddings is not None:  # encoded by the caller (gato/patch_cache.py)
+                p = inputs.patch_embeddings[rows]  # (n, C)
+            else:
+                p = self.patch_encoder(inputs.patches[rows])  # (n, C)
             p = p + self.patch_positions(inputs.patch_rows[rows], inputs.patch_cols[rows])
             x = x.view(b * t, -1).index_put((flat,), p.to(x.dtype)).view(b, t, -1)
         check_local_positions(inputs.local_positions, self.max_local)

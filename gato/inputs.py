@@ -30,6 +30,9 @@ class GatoInputs:
     patch_cols: torch.Tensor  # (N, 2) float32 normalized [start, end) column interval
     segments: torch.Tensor | None = None  # (B, T) int32 packed window of each position; None:
     # one window per row (plain causal attention, the fused path)
+    patch_embeddings: torch.Tensor | None = None  # (N, d_model) the patch encoder's output for
+    # `patches`, computed by the caller (acting reuses the embeddings of patches it has seen);
+    # None: the model encodes the patches itself
 
     @classmethod
     def from_batch(
@@ -38,6 +41,8 @@ class GatoInputs:
         """Tensors on `device` (pinned-memory transfers can pass non_blocking=True)."""
         values = {}
         for f in fields(cls):
+            if f.name == "patch_embeddings":
+                continue  # never part of a batch: a caller's precomputed encoder outputs
             if f.name == "segments" and not batch.segments.any():
                 continue  # unpacked rows: the model keeps its plain causal path
             arr = np.ascontiguousarray(getattr(batch, f.name))

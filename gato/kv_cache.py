@@ -94,6 +94,15 @@ class KVCache:
         for r in range(self.batch_size) if rows is None else rows:
             self.lengths[r] = self.positions[r] = 0
 
+    def truncate(self, rows: Sequence[int], length: int) -> None:
+        """Keep only the first `length` slots of these rows, forgetting the tokens after them
+        (window memory falls back to a row's prompt, then feeds its new window)."""
+        for r in rows:
+            if not 0 <= length <= self.lengths[r]:
+                raise ValueError(f"row {r} holds {self.lengths[r]} slots, cannot keep {length}")
+            self.positions[r] -= self.lengths[r] - length
+            self.lengths[r] = length
+
     def keep_rows(self, rows: Sequence[int]) -> None:
         """Keep only these rows, in this order (finished rollouts leave the batch)."""
         index = torch.as_tensor(list(rows), dtype=torch.long, device=self.k[0].device)

@@ -149,6 +149,7 @@ class Gato(nn.Module):
         target_mask: torch.Tensor | None = None,
         last_only: bool = False,
         attn_window: int | None = None,
+        vocab: tuple[int, int] | None = None,
     ):
         """Returns (logits, loss).
 
@@ -159,7 +160,8 @@ class Gato(nn.Module):
         target tokens of the whole batch (every target weighs the same, whatever its row).
         Without targets: logits (B, T, V), or (B, V) for position T - 1 if `last_only` (rows
         are right-padded: a shorter row's last token is earlier); loss is None.
-        V = vocab_size: the embedding table's padding rows are dropped.
+        V = vocab_size: the embedding table's padding rows are dropped; `vocab=(lo, hi)` (no
+        targets) scores only those token ids, V = hi - lo (acting needs only its action range).
 
         `attn_window`: each query sees only the last `attn_window` keys (a banded causal mask),
         the exact full-sequence equivalent of decoding with a KVCache of that window.
@@ -177,7 +179,7 @@ class Gato(nn.Module):
 
         if targets is None:
             h = x[:, -1] if last_only else x  # (B, C) or (B, T, C)
-            return self._project(h)[..., : self.config.vocab_size], None
+            return self._project(h, vocab or (0, self.config.vocab_size)), None
         if target_mask is None:
             raise ValueError("targets need a target_mask (see GatoInputs.next_token_targets)")
         h = x[target_mask]  # (M, C): hidden states of target positions only
@@ -224,9 +226,12 @@ class Gato(nn.Module):
         last_only: bool = True,
         lengths: list[int] | None = None,
         rows: list[int] | None = None,
+        vocab: tuple[int, int] | None = None,
     ):
         """Feed a chunk of c new tokens per row through the cache; return the logits of each
-        row's last real token (b, V), or of every chunk position (b, c, V).
+        row's last real token (b, V), or of every chunk position (b, c, V); with
+        `vocab=(lo, hi)` only those token ids (V = hi - lo: an action token's range needs a
+        1,024-row slice of the output layer, not all of its 33k rows).
 
         `lengths[i]`: how many of the (right-padded) chunk's tokens are real in row i (default:
         all c); `rows`: which cache rows the b input rows are (default: all, in order). Call
@@ -245,14 +250,24 @@ class Gato(nn.Module):
                 torch.tensor(lengths, device=x.device) - 1 if lengths else torch.full((b,), c - 1)
             )
             x = x[torch.arange(b, device=x.device), last.to(x.device)]  # (b, C)
-        return self._project(self.ln_f(x))[..., : self.config.vocab_size]
+        return self._project(self.ln_f(x), vocab or (0, self.config.vocab_size))
 
     def new_cache(self, batch_size: int, capacity: int | None = None) -> KVCache:
         """An empty KVCache for this model (owned by the caller, not stored here)."""
         return KVCache.for_model(self, batch_size, capacity)
 
-    def _project(self, h: torch.Tensor) -> torch.Tensor:
-        return F.linear(h, self.embed.wte.weight)  # (..., V_padded), tied weights
+    def _project(self, h: torch.Tensor, vocab: tuple[int, int] | None = None) -> torch.Tensor:
+        """Output logits through the tied table: of the ids [lo, hi) of `vocab`, or (None) of
+        the whole padded table (training's loss masks the padding rows itself)."""
+        weight = self.embed.wte.weight
+        if vocab is not None:
+            lo, hi = vocab
+            if not 0 <= lo < hi <= self.config.vocab_size:
+                raise ValueError(
+                    f"vocab range [{lo}, {hi}) is outside the {self.config.vocab_size} token ids"
+                )
+            weight = weight[lo:hi]  # a view: only these rows are read
+        return F.linear(h, weight)
 
     # --- accounting ---
 

@@ -17,7 +17,9 @@ row's actions do not depend on how many other rows act beside it or when they st
 Token layout matches training exactly (gato/serialize.py): each observation is tokenized as
 `[obs..., '|']` with local positions from 0, and every sampled action token is fed back as an
 ACTION token with local position len(obs) + i. Each action token is restricted to the tokens valid
-for its dimension (`action_token_bounds`): logits outside [lo, hi) never win.
+for its dimension (`action_token_bounds`): logits outside [lo, hi) never win. The output layer
+scores only the task's action ids (`vocab`: 1,024 continuous bins, or the discrete values), not
+all 33k rows of the tied table.
 
 Batching. The first forward of a step feeds, per row, the previous step's last action token and
 the new observation (plus the prompt on a row's first step); rows of different lengths are
@@ -34,13 +36,19 @@ the exact same function from scratch, row by row: a banded-causal forward
 the whole receptive field of that memory. So cached and uncached acting agree (up to float
 rounding) even after the window has slid.
 
-Memory `memory="window"`: every forward reads, from scratch (plain causal attention, no cache),
-the row's prompt and then the longest run of its latest tokens that starts at a timestep and
-holds at most `context_tokens` tokens: exactly what a packed training window of that many
-tokens of whole timesteps reads (gato/data.py's window_steps). [decision] A model trained on
-short windows never saw a key that had attended beyond its window, and one trained on windows
-that start at a timestep never saw the end of the timestep before; the sliding memory's deeper
-keys carry older context, so this mode is the rollout that matches that training.
+Memory `memory="window"`: every forward reads the row's prompt and then the longest run of its
+latest tokens that starts at a timestep and holds at most `context_tokens` tokens (plain causal
+attention): exactly what a packed training window of that many tokens of whole timesteps reads
+(gato/data.py's window_steps). [decision] A model trained on short windows never saw a key that
+had attended beyond its window, and one trained on windows that start at a timestep never saw
+the end of the timestep before; the sliding memory's deeper keys carry older context, so this
+mode is the rollout that matches that training. The cached path computes it incrementally: a
+row's KV cache holds its prompt (fed once per episode) and then its window; new tokens extend
+the window while its first timestep stays, and when that timestep leaves, the row falls back to
+its prompt (:meth:`KVCache.truncate`) and feeds its new window, since every later key changes.
+The uncached path reads prompt and window from scratch at every forward: the reference.
+
+Image patches are encoded once per policy (gato/patch_cache.py): frames repeat most patches.
 """
 
 from __future__ import annotations
@@ -54,36 +62,13 @@ import torch
 
 from gato.inputs import GatoInputs
 from gato.kv_cache import KVCache
+from gato.patch_cache import PatchEmbeddingCache
+from gato.prompts import prompt_sequence
 from gato.rollout import MEMORIES
 from gato.sampling import recompute_last_logits, sample_tokens
 from gato.sequence import TokenSequence, concatenate, empty_sequence
 from gato.serialize import action_sequence, decode_action, tokenize_timestep
 from gato.specs import DiscreteSpec, action_token_bounds
-
-
-def prompt_sequence(prompt, task_info, prompt_tokens: int, text_tokenizer=None) -> TokenSequence:
-    """A demonstration (Episode, TokenSequence or gato.prompts.Prompt) -> its first
-    `prompt_tokens` tokens, none of them a loss target (a prompt is context only)."""
-    from gato.jat import Episode, episode_to_sequence
-
-    episode = getattr(prompt, "episode", prompt)  # a gato.prompts.Prompt holds an Episode
-    if isinstance(episode, Episode):
-        # Only the steps the prompt can use are tokenized (a long Atari episode is thousands
-        # of frames).
-        from gato.prompts import steps_for_tokens, truncate_episode
-
-        steps = steps_for_tokens(task_info, prompt_tokens)
-        if episode.num_steps > steps:
-            episode = truncate_episode(episode, steps)
-        seq = episode_to_sequence(episode, task_info, text_tokenizer)
-    elif isinstance(episode, TokenSequence):
-        seq = episode
-    else:
-        raise TypeError(
-            f"a prompt must be an Episode, a TokenSequence or a loaded prompt file, "
-            f"got {type(prompt).__name__}"
-        )
-    return seq.window(0, min(prompt_tokens, len(seq))).without_targets()
 
 
 @dataclass
@@ -98,8 +83,9 @@ class RowState:
     fed: int = 0
     prompt_length: int = 0
     prefill: bool = False  # the prompt is still pending: this row feeds it in its own forward
+    prompt_cached: bool = False  # window memory: the cache row holds the prompt
     last_action_tokens: np.ndarray | None = None
-    last_logits: torch.Tensor | None = None  # (A, V): the logits each action token came from
+    last_logits: torch.Tensor | None = None  # (A, V): each action token's logits over `vocab`
 
     @property
     def tokens_fed(self) -> int:
@@ -151,19 +137,26 @@ class GatoPolicy:
         self.seed = seed if seed is not None else int(torch.seed() % 2**62)
         lo, hi = action_token_bounds(self.action_spec)
         self._bounds = list(zip(lo.tolist(), hi.tolist(), strict=True))
+        self.vocab = (int(lo.min()), int(hi.max()))  # every action token's ids, and only those
         weight = model.embed.wte.weight
         self.dtype = weight.dtype
-        cached = use_cache and memory == "sliding"
-        self._cache = KVCache.for_model(model, 0, window=self.context_tokens) if cached else None
+        self._cache = None
+        if use_cache:  # window memory: the prompt and the whole window are always visible
+            window = self.context_tokens + (self.prompt_tokens if memory == "window" else 0)
+            # Row i of the cache is environment i's, for the policy's whole life: an episode
+            # that starts resets its row, a retired environment's row is simply not fed
+            # (no buffer is copied as rows come and go).
+            self._cache = KVCache.for_model(model, num_envs, window=window)
+        self._patches = PatchEmbeddingCache() if use_cache else None
         self._rows: dict[int, RowState] = {}
-        self._order: list[int] = []  # active rows, in cache-row order
+        self._order: list[int] = []  # active rows, ascending
         self.reset()
 
     # --- rollout state ---
 
     @property
     def active(self) -> list[int]:
-        """The rows that are in an episode, in the order the batch holds them."""
+        """The rows that are in an episode, ascending."""
         return list(self._order)
 
     def row(self, index: int) -> RowState:
@@ -188,28 +181,22 @@ class GatoPolicy:
             row.prompt_length = len(seq)
             if self.memory == "window":
                 row.prompt = seq  # read before the window, not counted in it
+                row.prefill = len(seq) > 0
             elif len(seq):
                 row.pending.append(seq)  # fed lazily, in one chunk with the first observation
                 row.prefill = True
         self._rows[index] = row
-        if index in self._order:
-            if self._cache is not None:
-                self._cache.reset([self._order.index(index)])
-        else:
-            self._order.append(index)
-            if self._cache is not None:
-                self._cache.add_rows(1)
+        if index not in self._order:
+            self._order = sorted([*self._order, index])
+        if self._cache is not None:
+            self._cache.reset([index])
 
     def stop(self, index: int) -> None:
         """Row `index` leaves the batch (its environment has no more episodes to run)."""
         if index not in self._order:
             raise ValueError(f"row {index} is not active (active: {self._order})")
-        position = self._order.index(index)
-        keep = [i for i in range(len(self._order)) if i != position]
-        self._order.pop(position)
+        self._order.remove(index)
         del self._rows[index]
-        if self._cache is not None:
-            self._cache.keep_rows(keep)
 
     def reset(self, prompt=None, seed: int | None = None) -> None:
         """Every row begins an episode with this prompt and seed (see :meth:`start`)."""
@@ -289,10 +276,13 @@ class GatoPolicy:
                 logits = self._feed(order, prev)
             for i in order:
                 seen[i].append(logits[i])
-            batch = torch.stack([logits[i] for i in order])  # (b, V)
-            sampled = sample_tokens(batch, lo, hi, self.greedy, self.temperature, generators)
+            batch = torch.stack([logits[i] for i in order])  # (b, V) over self.vocab
+            v0 = self.vocab[0]
+            sampled = sample_tokens(
+                batch, lo - v0, hi - v0, self.greedy, self.temperature, generators
+            )
             for i, t in zip(order, sampled, strict=True):
-                tokens[i].append(t)
+                tokens[i].append(t + v0)
         actions = {}
         for i in order:
             row = self._rows[i]
@@ -311,7 +301,7 @@ class GatoPolicy:
 
     def _feed(self, indices: list[int], seqs: list[TokenSequence]) -> dict[int, torch.Tensor]:
         """Append each row's pending tokens and its sequence to its stream; return the (V,)
-        logits of each row's last position."""
+        logits over `vocab` of each row's last position."""
         chunks = []
         for i, seq in zip(indices, seqs, strict=True):
             row = self._rows[i]
@@ -320,40 +310,70 @@ class GatoPolicy:
             row.fed += len(chunk)
             chunks.append(chunk)
         if self.memory == "window":
-            return self._window_logits(indices, chunks)
-        if self._cache is None:
+            if self._cache is None:
+                return self._window_logits(indices, chunks)
+            chunks = self._window_feeds(indices, chunks)
+        elif self._cache is None:
             return {i: self._recompute(i, c) for i, c in zip(indices, chunks, strict=True)}
         lengths = [len(c) for c in chunks]
-        rows = [self._order.index(i) for i in indices]
-        inputs = self._inputs(chunks)
+        rows = list(indices)  # cache row i is environment i's
         logits = self.model.forward_cached(
-            inputs,
+            self._inputs(chunks),
             self._cache,
             lengths=None if len(set(lengths)) == 1 else lengths,
-            rows=None if rows == list(range(len(self._order))) else rows,
+            rows=None if rows == list(range(self.num_envs)) else rows,
+            vocab=self.vocab,
         )
         return dict(zip(indices, logits, strict=True))
 
+    def _latest_window(self, stream: TokenSequence, chunk: TokenSequence):
+        """(window, cut): the longest run of the latest tokens of stream + chunk that starts at
+        a timestep and holds at most context_tokens tokens, and where it starts in stream +
+        chunk (0: the window only grew)."""
+        stream = concatenate([stream, chunk])
+        if len(stream) <= self.context_tokens:
+            return stream, 0
+        cut = len(stream) - self.context_tokens
+        starts = stream.timestep_starts()
+        starts = starts[starts >= cut]
+        # A timestep longer than the window (layout_check refuses those) is cut.
+        begin = int(starts[0]) if len(starts) else cut
+        return stream.window(begin, len(stream)), begin
+
+    def _window_feeds(self, indices: list[int], chunks: list[TokenSequence]):
+        """Window memory on the cache: what each row feeds. A chunk that leaves the window's
+        start in place extends it; otherwise the row's cache falls back to its prompt and the
+        whole new window is fed (on a row's first feed, after its prompt)."""
+        feeds = []
+        for i, chunk in zip(indices, chunks, strict=True):
+            row = self._rows[i]
+            row.stream, cut = self._latest_window(row.stream, chunk)
+            if cut == 0 and row.prompt_cached:
+                feeds.append(chunk)
+                continue
+            cache_row = [i]
+            if row.prompt_cached:
+                self._cache.truncate(cache_row, len(row.prompt))
+                feeds.append(row.stream)
+            else:
+                self._cache.truncate(cache_row, 0)
+                feeds.append(concatenate([row.prompt, row.stream]))
+                row.prompt_cached = True
+        return feeds
+
     def _window_logits(self, indices: list[int], chunks: list[TokenSequence]):
-        """Window memory: each row's prompt + its latest whole timesteps within
-        context_tokens, from scratch; rows whose windows have the same length share one forward
-        (in lockstep that is all of them)."""
+        """Window memory without a cache: each row's prompt + window from scratch; rows whose
+        windows have the same length share one forward (in lockstep that is all of them)."""
         windows = {}
         for i, chunk in zip(indices, chunks, strict=True):
             row = self._rows[i]
-            stream = concatenate([row.stream, chunk])
-            if len(stream) > self.context_tokens:
-                cut = len(stream) - self.context_tokens
-                starts = stream.timestep_starts()
-                starts = starts[starts >= cut]
-                # A timestep longer than the window (layout_check refuses those) is cut.
-                stream = stream.window(int(starts[0]) if len(starts) else cut, len(stream))
-            row.stream = stream
-            windows[i] = concatenate([row.prompt, stream])
+            row.stream, _ = self._latest_window(row.stream, chunk)
+            windows[i] = concatenate([row.prompt, row.stream])
         logits: dict[int, torch.Tensor] = {}
         for length in sorted({len(w) for w in windows.values()}):
             group = [i for i in indices if len(windows[i]) == length]
-            out, _ = self.model(self._inputs([windows[i] for i in group]), last_only=True)
+            inputs = self._inputs([windows[i] for i in group])
+            out, _ = self.model(inputs, last_only=True, vocab=self.vocab)
             logits.update(zip(group, out, strict=True))
         return logits
 
@@ -361,7 +381,7 @@ class GatoPolicy:
         """The uncached path: one row's receptive field through a banded-causal forward."""
         row = self._rows[index]
         row.stream, logits = recompute_last_logits(
-            self.model, row.stream, chunk, self.context_tokens, self._inputs
+            self.model, row.stream, chunk, self.context_tokens, self._inputs, self.vocab
         )
         return logits
 
@@ -369,4 +389,7 @@ class GatoPolicy:
         inputs = GatoInputs.from_sequences(seqs, device=self.device)
         if inputs.patches.dtype != self.dtype:  # a bf16 model reads bf16 pixels
             inputs.patches = inputs.patches.to(self.dtype)
+        if self._patches is not None and inputs.patches.shape[0]:
+            encoder = self.model.embed.patch_encoder
+            inputs.patch_embeddings = self._patches.embed(encoder, inputs.patches)
         return inputs

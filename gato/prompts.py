@@ -31,7 +31,7 @@ import numpy as np
 
 from gato.cli import add_debug_flag
 from gato.errors import UserError, run_command
-from gato.jat import TEXT_OBS, Episode
+from gato.jat import TEXT_OBS, Episode, episode_to_sequence
 from gato.prompt_files import (  # noqa: F401 (the file formats, re-exported)
     FORMAT,
     SUFFIXES,
@@ -43,6 +43,7 @@ from gato.prompt_files import (  # noqa: F401 (the file formats, re-exported)
     restricted_loads,
     write_prompt_file,
 )
+from gato.sequence import TokenSequence
 from gato.specs import DiscreteSpec, ImageSpec, TextSpec, spec_to_dict
 
 # ------------------------------------------------------------------------- file <-> Episode
@@ -193,6 +194,27 @@ def truncate_episode(episode: Episode, steps: int) -> Episode:
 
 
 # ------------------------------------------------------------------------ choosing a demo
+
+
+def prompt_sequence(prompt, task_info, prompt_tokens: int, text_tokenizer=None) -> TokenSequence:
+    """A demonstration (Episode, TokenSequence or gato.prompts.Prompt) -> its first
+    `prompt_tokens` tokens, none of them a loss target (a prompt is context only)."""
+    episode = getattr(prompt, "episode", prompt)  # a gato.prompts.Prompt holds an Episode
+    if isinstance(episode, Episode):
+        # Only the steps the prompt can use are tokenized (a long Atari episode is thousands
+        # of frames).
+        steps = steps_for_tokens(task_info, prompt_tokens)
+        if episode.num_steps > steps:
+            episode = truncate_episode(episode, steps)
+        seq = episode_to_sequence(episode, task_info, text_tokenizer)
+    elif isinstance(episode, TokenSequence):
+        seq = episode
+    else:
+        raise TypeError(
+            f"a prompt must be an Episode, a TokenSequence or a loaded prompt file, "
+            f"got {type(prompt).__name__}"
+        )
+    return seq.window(0, min(prompt_tokens, len(seq))).without_targets()
 
 
 def rank_demonstrations(episodes: list[Episode]) -> list[Episode]:

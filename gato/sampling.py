@@ -51,14 +51,15 @@ def sample_token(
     return sample_tokens(logits[None], lo, hi, greedy, temperature, [generator])[0]
 
 
-def recompute_last_logits(model, stream, piece, context_tokens: int, inputs_fn):
+def recompute_last_logits(model, stream, piece, context_tokens: int, inputs_fn, vocab=None):
     """The uncached path of the sliding memory: (the new stream, the (V,) logits of its last
-    position), recomputed by a banded-causal forward over the memory's whole receptive field,
-    `n_layer * (context_tokens - 1) + 1` tokens (older ones cannot reach the next logits)."""
+    position, of the ids [lo, hi) of `vocab` if given), recomputed by a banded-causal forward
+    over the memory's whole receptive field, `n_layer * (context_tokens - 1) + 1` tokens (older
+    ones cannot reach the next logits)."""
     receptive_field = model.config.n_layer * (context_tokens - 1) + 1
     stream = concatenate([stream, piece])
     if len(stream) > receptive_field:
         stream = stream.window(len(stream) - receptive_field, len(stream))
     window = context_tokens if len(stream) > context_tokens else None
-    logits, _ = model(inputs_fn([stream]), last_only=True, attn_window=window)
+    logits, _ = model(inputs_fn([stream]), last_only=True, attn_window=window, vocab=vocab)
     return stream, logits[0]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 import torch
 from model_fixtures import debug_model, episode
 
 from gato.inputs import GatoInputs
 from gato.kv_cache import KVCache
+from gato.sequence import concatenate
 
 CHUNKS = (5, 1, 7, 3, 1, 1, 13, 2, 40, 1, 4)  # varying sizes, one larger than the window
 
@@ -183,3 +185,46 @@ def test_bad_row_lengths_are_errors():
             assert "length" in str(e)
         else:
             raise AssertionError(f"{lengths} accepted")
+
+
+@torch.no_grad()
+def test_truncate_falls_back_to_a_prefix():
+    """Window memory's fallback: a row cut back to its first slots continues as if the tokens
+    after them had never been fed (its next chunk takes their positions), the other row
+    untouched."""
+    model = debug_model()
+    seqs = two_rows(steps=3)
+    other = episode(5, steps=3)  # a different continuation after the shared 20-token prefix
+    branch = concatenate([seqs[1].window(0, 20), other])
+    ref, _ = model(GatoInputs.from_sequences([seqs[0], branch]))
+    cache = model.new_cache(batch_size=2)
+    model.forward_cached(GatoInputs.from_sequences([s.window(0, 30) for s in seqs]), cache)
+    cache.truncate([1], 20)
+    assert cache.lengths == [30, 20] and cache.positions == [30, 20]
+    out = model.forward_cached(
+        GatoInputs.from_sequences([seqs[0].window(30, 35), other.window(0, 5)]),
+        cache,
+        last_only=False,
+    )
+    assert (out[0] - ref[0, 30:35]).abs().max().item() < 1e-4
+    assert (out[1] - ref[1, 20:25]).abs().max().item() < 1e-4
+    with pytest.raises(ValueError, match="cannot keep 40"):
+        cache.truncate([0], 40)
+
+
+@torch.no_grad()
+def test_vocab_slice_scores_only_those_ids():
+    """forward_cached / forward with vocab=(lo, hi): the same logits as the full output layer's
+    columns lo..hi (acting reads only its action range); a range outside the table is refused."""
+    model = debug_model()
+    seqs = two_rows(steps=2)
+    full, _ = model(GatoInputs.from_sequences(seqs), last_only=True)
+    part, _ = model(GatoInputs.from_sequences(seqs), last_only=True, vocab=(32000, 33024))
+    assert part.shape == (2, 1024)
+    assert (part - full[:, 32000:33024]).abs().max().item() < 1e-5
+    cache = model.new_cache(batch_size=2)
+    cached = model.forward_cached(GatoInputs.from_sequences(seqs), cache, vocab=(3, 10))
+    assert (cached - full[:, 3:10]).abs().max().item() < 1e-4
+    for bad in ((5, 5), (-1, 4), (0, model.config.vocab_size + 1)):
+        with pytest.raises(ValueError, match="vocab range"):
+            model(GatoInputs.from_sequences(seqs), last_only=True, vocab=bad)

@@ -1,19 +1,27 @@
 """Batched acting: rollouts per second and per-env action latency of gato/rollout.py.
 
-Rollouts: 50 rollouts of cartpole.balance (5 observation tokens + '|' + 1 action token per
-step) and metaworld.reach (39 + 1 + 4) with the `small` and `79M` sizes (random weights: speed
-does not depend on them), every rollout prompted with a synthetic demonstration that fills the
-whole context, sampled at temperature 1. "one env per forward" steps one environment at a time
-with a one-row policy, which is what acting did before batching; "batched" runs N environments
-with one N-row policy, one forward per action token for all of them. Each rollout is capped at a
-few steps (a full 1000-step cartpole episode of the 79M model at one env per forward is a
-minute), so the times include each rollout's prompt prefill (a whole context) at full weight;
-`rollouts/s` is measured at that cap, and `speedup` compares env steps per second.
+Rollouts, 50 per row, random weights (speed does not depend on them), sampled at temperature 1,
+of cartpole.balance (5 observation tokens + '|' + 1 action token per step) and metaworld.reach
+(39 + 1 + 4), in two memories:
+- sliding, `small` and `79M`: every rollout prompted with a synthetic demonstration that fills
+  the whole 1024-token context; rollouts capped at a few steps (a full 1000-step cartpole
+  episode of the 79M model at one env per forward is a minute), so each row includes every
+  rollout's prompt prefill (a whole context) at full weight;
+- window, `small`: the CPU proof's recipe (experiments/presets/cpu-proof.json), a window and a
+  prompt of one timestep each, 200 steps per rollout; "from scratch" is the uncached window
+  path (prompt and window read again at every action token, as acting did before window
+  memory used the cache).
+"one env per forward" steps one environment at a time with a one-row policy, which is what
+acting did before batching; "batched" runs N environments with one N-row policy, one forward
+per action token for all of them. `speedup` compares env steps per second with the row's
+one-env baseline; env stepping and env construction are included, as in an evaluation.
 
 Latency: the wall time of one act_batch call (every env gets its action) at N = 1, 8 and 32,
-with a full context. At N = 1 a forward of the 79M model reads all its weights once per action
-token; `weights_MB` and `bound_ms` (those bytes over the memory bandwidth measured here by a
-large numpy copy, one thread) show how close a step is to that floor.
+with a full 1024-token context (sliding memory), float32, plus the 79M model in bfloat16 at
+N = 1 (`--bf16` in deploy and evaluate). A decoding forward reads the decoder's weights and the
+1,024 rows of the tied table that score continuous actions (`weights_MB`), and every env's KV
+cache (`kv_MB_per_env`); `bound_ms` is those bytes over the memory bandwidth measured here by a
+large numpy copy (one thread): the floor of one act_batch call.
 
 Timed with one torch thread (see gato/bench/policy.py for why).
 """
@@ -32,10 +40,13 @@ from gato.envs import get_task, make_env
 from gato.model import Gato
 from gato.policy import GatoPolicy
 from gato.rollout import GatoActor, RolloutJob, run_rollouts
+from gato.tokenizer import NUM_BINS
 
 TASKS = ("cartpole.balance", "metaworld.reach")
 ROLLOUTS = 50
 BATCHED_ENVS = 16
+WINDOW_ENVS = 25  # the evaluation default: 50 rollouts over 2 workers in one round
+WINDOW_STEPS = 200
 
 
 def memory_bandwidth_gbs(mbytes: int = 512, repeats: int = 5) -> float:
@@ -50,9 +61,22 @@ def memory_bandwidth_gbs(mbytes: int = 512, repeats: int = 5) -> float:
     return 2 * src.nbytes / best / 1e9
 
 
-def weights_bytes(model: Gato) -> int:
-    """Bytes of every weight a decoding forward reads (the tied table once, as the output layer)."""
-    return sum(p.numel() * p.element_size() for p in model.parameters())
+def weights_bytes(model: Gato, vocab_rows: int = NUM_BINS) -> int:
+    """Bytes of the weights a decoding forward of a vector-observation task reads: the decoder
+    blocks and final norm, and the `vocab_rows` rows of the tied table that score actions (the
+    input lookups read a handful of rows; the patch encoder is idle without images)."""
+    decoder = [*model.blocks.parameters(), *model.ln_f.parameters()]
+    table = model.embed.wte.weight
+    return sum(p.numel() * p.element_size() for p in decoder) + (
+        vocab_rows * table.shape[1] * table.element_size()
+    )
+
+
+def kv_bytes_per_env(model: Gato, context: int) -> int:
+    """Bytes of keys and values one env's query reads over a full context, every layer."""
+    cfg = model.config
+    element = model.embed.wte.weight.element_size()
+    return cfg.n_layer * 2 * context * cfg.attn_dim * element
 
 
 def _model(size: str) -> Gato:
@@ -60,18 +84,33 @@ def _model(size: str) -> Gato:
     return Gato(get_config(size)).eval()
 
 
+def timestep_tokens(info) -> int:
+    """Tokens of one timestep of a vector-observation task: observation, '|', action."""
+    return sum(leaf.size for leaf in info.obs_spec.values()) + 1 + info.action_spec.size
+
+
 def _demo(info, context: int):
-    per_step = sum(leaf.size for leaf in info.obs_spec.values()) + 1 + info.action_spec.size
-    return synthetic_episode(info, context // per_step + 2)
+    return synthetic_episode(info, context // timestep_tokens(info) + 2)
 
 
-def time_rollouts(model, task: str, num_envs: int, steps: int, rollouts: int = ROLLOUTS) -> dict:
-    """Wall time of `rollouts` prompted rollouts of `steps` steps over `num_envs` envs."""
+def time_rollouts(
+    model,
+    task: str,
+    num_envs: int,
+    steps: int,
+    rollouts: int = ROLLOUTS,
+    memory: str = "sliding",
+    use_cache: bool = True,
+) -> dict:
+    """Wall time of `rollouts` prompted rollouts of `steps` steps over `num_envs` envs. Sliding
+    memory: the model's whole context, a prompt as long; window memory: the CPU proof's recipe,
+    a window and a prompt of one timestep each."""
     info = get_task(task)
-    demo = _demo(info, model.config.block_size)
+    context = model.config.block_size if memory == "sliding" else timestep_tokens(info)
+    demo = _demo(info, context)
     envs = [make_env(task) for _ in range(num_envs)]
     jobs = [RolloutJob(task, i, 2_000_000 + i, steps, demo) for i in range(rollouts)]
-    policy = GatoPolicy(model, info, num_envs=num_envs)
+    policy = GatoPolicy(model, info, context, num_envs=num_envs, memory=memory, use_cache=use_cache)
     start = time.perf_counter()
     results = run_rollouts(envs, GatoActor(policy), info, jobs)
     seconds = time.perf_counter() - start
@@ -116,6 +155,17 @@ def run(quick: bool = False) -> list[dict]:
     return one_thread(_run, quick)
 
 
+def _rollout_row(size, task, steps, name, n, m, base, memory="sliding") -> dict:
+    return {
+        "benchmark": f"{size} {task}, {memory}, {ROLLOUTS} rollouts x {steps} steps, {name}",
+        "envs": n,
+        "seconds": m["seconds"],
+        "env_steps/s": m["env_steps/s"],
+        "rollouts/s": m["rollouts/s"],
+        "speedup": m["env_steps/s"] / base["env_steps/s"],
+    }
+
+
 def _run(quick: bool) -> list[dict]:
     rows = []
     bandwidth = memory_bandwidth_gbs()
@@ -124,33 +174,50 @@ def _run(quick: bool) -> list[dict]:
         for task in TASKS:
             single = time_rollouts(model, task, 1, steps)
             batched = time_rollouts(model, task, BATCHED_ENVS, steps)
-            for name, m, n in (
-                ("one env per forward", single, 1),
-                ("batched", batched, BATCHED_ENVS),
-            ):
-                rows.append(
-                    {
-                        "benchmark": f"{size} {task}, {ROLLOUTS} rollouts x {steps} steps, {name}",
-                        "envs": n,
-                        "seconds": m["seconds"],
-                        "env_steps/s": m["env_steps/s"],
-                        "rollouts/s": m["rollouts/s"],
-                        "speedup": m["env_steps/s"] / single["env_steps/s"],
-                    }
-                )
-        mb = weights_bytes(model) / 1e6
+            rows.append(_rollout_row(size, task, steps, "one env per forward", 1, single, single))
+            rows.append(_rollout_row(size, task, steps, "batched", BATCHED_ENVS, batched, single))
+        if size == "small":  # the CPU proof's recipe
+            steps = 20 if quick else WINDOW_STEPS
+            for task in TASKS:
+                runs = {
+                    "one env per forward": (
+                        1,
+                        time_rollouts(model, task, 1, steps, memory="window"),
+                    ),
+                    "batched, from scratch": (
+                        WINDOW_ENVS,
+                        time_rollouts(
+                            model, task, WINDOW_ENVS, steps, memory="window", use_cache=False
+                        ),
+                    ),
+                    "batched": (
+                        WINDOW_ENVS,
+                        time_rollouts(model, task, WINDOW_ENVS, steps, memory="window"),
+                    ),
+                }
+                base = runs["one env per forward"][1]
+                for name, (n, m) in runs.items():
+                    rows.append(_rollout_row(size, task, steps, name, n, m, base, "window"))
         context = model.config.block_size
-        for n in (1, 8) if quick else (1, 8, 32):
+        variants = [(n, torch.float32) for n in ((1, 8) if quick else (1, 8, 32))]
+        if size == "79M":
+            variants.append((1, torch.bfloat16))
+        for n, dtype in variants:
+            model = model.to(dtype)
             ms = time_latency(model, "cartpole.balance", n, 5 if quick else 20)
+            weights, kv = weights_bytes(model), kv_bytes_per_env(model, context)
             rows.append(
                 {
-                    "benchmark": f"{size} cartpole.balance latency, {context}-token context",
+                    "benchmark": f"{size} cartpole.balance latency, {context}-token context, "
+                    f"{str(dtype).removeprefix('torch.')}",
                     "envs": n,
                     "ms/act": ms,
+                    "ms_per_env": ms / n,
                     "hz_per_env": 1000 / ms,
-                    "weights_MB": mb,
+                    "weights_MB": weights / 1e6,
+                    "kv_MB_per_env": kv / 1e6,
                     "bandwidth_GB/s": bandwidth,
-                    "bound_ms": mb / 1e3 / bandwidth * 1e3,
+                    "bound_ms": (weights + n * kv) / 1e6 / bandwidth,
                 }
             )
     return rows

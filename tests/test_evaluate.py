@@ -175,6 +175,11 @@ def test_packed_window_checkpoints_roll_out_in_their_training_window(tmp_path, c
     shutil.copytree(collected / "cartpole.balance", tmp_path / "data" / "cartpole.balance")
     report = run_eval(tmp_path, 1, "packed", num_envs=2)
     assert report["tasks"][0]["layout"] == "context 14 tokens (window memory), prompt 7 tokens"
+    # window memory on the cache: the same rollouts whatever the number of envs (sampled, 6
+    # steps of 7 tokens slide the 14-token window)
+    one = run_eval(tmp_path, 1, "packed1", num_envs=1, episodes=5)["rollouts"]
+    four = run_eval(tmp_path, 1, "packed4", num_envs=4, episodes=5)["rollouts"]
+    assert [r["return"] for r in one] == [r["return"] for r in four]
     flags = ["--memory", "sliding", "--context-tokens", "30", "--prompt-tokens", "0"]
     report = run_eval(tmp_path, 1, "flags", num_envs=2, extra=flags)
     assert report["policy"].endswith("context 30 tokens, prompt 0 tokens")

@@ -103,23 +103,6 @@ class KVCache:
             self.positions[r] -= self.lengths[r] - length
             self.lengths[r] = length
 
-    def keep_rows(self, rows: Sequence[int]) -> None:
-        """Keep only these rows, in this order (finished rollouts leave the batch)."""
-        index = torch.as_tensor(list(rows), dtype=torch.long, device=self.k[0].device)
-        for buffers in (self.k, self.v):
-            for i, buf in enumerate(buffers):
-                buffers[i] = buf.index_select(0, index)
-        self.lengths = [self.lengths[r] for r in rows]
-        self.positions = [self.positions[r] for r in rows]
-
-    def add_rows(self, n: int = 1) -> None:
-        """Append n empty rows at the end of the batch."""
-        for buffers in (self.k, self.v):
-            for i, buf in enumerate(buffers):
-                buffers[i] = torch.cat([buf, buf.new_zeros((n, *buf.shape[1:]))])
-        self.lengths += [0] * n
-        self.positions += [0] * n
-
     # --- feeding a chunk: prepare, update per layer, advance ---
 
     def prepare(

@@ -157,23 +157,24 @@ def test_ragged_rows_equal_independent_caches():
 
 
 @torch.no_grad()
-def test_rows_leave_and_join_the_batch():
+def test_rows_idle_and_restart_in_place():
+    """A policy's rows keep their cache slots: a retired row is simply not fed while the others
+    go on, and a new episode resets its row in place."""
     model = debug_model(block_size=32)
     seqs = [episode(1, steps=3), episode(3, steps=3)]
     ref, _ = model(GatoInputs.from_sequences(seqs))
     cache = model.new_cache(batch_size=2)
     model.forward_cached(GatoInputs.from_sequences([s.window(0, 20) for s in seqs]), cache)
-    cache.keep_rows([1])
-    assert cache.batch_size == 1 and cache.positions == [20]
-    out = model.forward_cached(GatoInputs.from_sequences([seqs[1].window(20, 21)]), cache)
+    out = model.forward_cached(GatoInputs.from_sequences([seqs[1].window(20, 21)]), cache, rows=[1])
     assert (out[0] - ref[1, 20]).abs().max().item() < 1e-4
-    cache.add_rows(1)
-    assert cache.positions == [21, 0]
+    assert cache.batch_size == 2 and cache.positions == [20, 21]  # row 0 idle, untouched
+    cache.reset([0])
+    assert cache.positions == [0, 21]
     out = model.forward_cached(
-        GatoInputs.from_sequences([seqs[1].window(21, 22), seqs[0].window(0, 1)]), cache
+        GatoInputs.from_sequences([seqs[0].window(0, 1), seqs[1].window(21, 22)]), cache
     )
-    assert (out[0] - ref[1, 21]).abs().max().item() < 1e-4
-    assert (out[1] - ref[0, 0]).abs().max().item() < 1e-4
+    assert (out[0] - ref[0, 0]).abs().max().item() < 1e-4
+    assert (out[1] - ref[1, 21]).abs().max().item() < 1e-4
 
 
 def test_bad_row_lengths_are_errors():

@@ -25,6 +25,7 @@ import torch
 from gato.config import get_config
 from gato.envs import get_task
 from gato.jat import Episode
+from gato.layout_check import timestep_tokens
 from gato.model import Gato
 from gato.policy import GatoPolicy
 
@@ -74,7 +75,7 @@ def _run(quick: bool) -> list[dict]:
     rows = []
     for task in TASKS:
         info = get_task(task)
-        per_step = sum(leaf.size for leaf in info.obs_spec.values()) + 1 + info.action_spec.size
+        per_step = timestep_tokens(info)
         demo = synthetic_episode(info, CONTEXT // per_step + 2)
         rng = np.random.default_rng(1)
         for use_cache in (True, False):

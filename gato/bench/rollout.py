@@ -37,6 +37,7 @@ import torch
 from gato.bench.policy import one_thread, synthetic_episode
 from gato.config import get_config
 from gato.envs import get_task, make_env
+from gato.layout_check import timestep_tokens
 from gato.model import Gato
 from gato.policy import GatoPolicy
 from gato.rollout import GatoActor, RolloutJob, run_rollouts
@@ -45,7 +46,7 @@ from gato.tokenizer import NUM_BINS
 TASKS = ("cartpole.balance", "metaworld.reach")
 ROLLOUTS = 50
 BATCHED_ENVS = 16
-WINDOW_ENVS = 25  # the evaluation default: 50 rollouts over 2 workers in one round
+WINDOW_ENVS = 25  # 50 rollouts over an evaluation's 2 workers: each runs its 25 at once
 WINDOW_STEPS = 200
 
 
@@ -82,11 +83,6 @@ def kv_bytes_per_env(model: Gato, context: int) -> int:
 def _model(size: str) -> Gato:
     torch.manual_seed(0)
     return Gato(get_config(size)).eval()
-
-
-def timestep_tokens(info) -> int:
-    """Tokens of one timestep of a vector-observation task: observation, '|', action."""
-    return sum(leaf.size for leaf in info.obs_spec.values()) + 1 + info.action_spec.size
 
 
 def _demo(info, context: int):
